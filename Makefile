@@ -1,0 +1,51 @@
+# Set-up and entry points. `make serve` and `make test` are the two commands a new user runs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+TORCH_CPU_VERSION ?= 2.13.0
+DEMO_TEXT ?= Hello! This is realtime, a streaming text to speech server built on Kokoro.
+
+.PHONY: install serve test lint clean-venv
+
+# The stamp depends on pyproject.toml, so a second `make install` does nothing unless it changed.
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@if ! ldconfig -p 2>/dev/null | grep -q libopus.so.0; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing libopus0 (Debian)"; \
+	    (apt-get install -y -qq libopus0 >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null && apt-get install -y -qq libopus0 >/dev/null)); \
+	  else echo "warning: libopus0 is missing; install it with your package manager"; fi; \
+	fi
+	@# Torch: a CUDA build where an NVIDIA driver is present, otherwise the CPU build.
+	@if ! $(PY) -c "import torch" 2>/dev/null; then \
+	  if command -v nvidia-smi >/dev/null && nvidia-smi >/dev/null 2>&1; then \
+	    echo "NVIDIA GPU found: installing a CUDA build of torch"; $(PIP) install -q "torch>=2.4,<3"; \
+	  else \
+	    echo "no GPU: installing the CPU build of torch $(TORCH_CPU_VERSION)"; \
+	    $(PIP) install -q "torch==$(TORCH_CPU_VERSION)" \
+	      || $(PIP) install -q "torch==$(TORCH_CPU_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
+	  fi; \
+	fi
+	$(PIP) install -q -e ".[bench,test]"
+	@touch $(STAMP)
+
+serve: install
+	$(VENV)/bin/realtime say "$(DEMO_TEXT)" -o demo.wav
+
+test: install
+	$(VENV)/bin/ruff check realtime tests load_tests
+	$(VENV)/bin/mypy realtime
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check realtime tests load_tests
+	$(VENV)/bin/mypy realtime
+
+clean-venv:
+	rm -rf $(VENV)

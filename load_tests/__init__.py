@@ -1,0 +1,1 @@
+"""Load tests against a server on loopback (to come with the server)."""

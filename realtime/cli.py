@@ -1,0 +1,131 @@
+"""The ``realtime`` command line: ``say``, ``bench``, ``models``, ``voices``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from realtime.errors import RealtimeError
+
+if TYPE_CHECKING:
+    from realtime.engine.registry import LoadedModel
+
+log = logging.getLogger("realtime")
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    from realtime.engine.registry import DEFAULT_MODEL, MODELS
+
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS),
+                   help=f"registered weight set (default {DEFAULT_MODEL})")
+    p.add_argument("--model-dir", type=Path, default=None,
+                   help="directory with config.json, kokoro-v1_0.pth and voices/ "
+                        "(for --model kokoro-v1.0)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="where the embedded import is cached (default $REALTIME_CACHE_DIR or "
+                        "~/.cache/realtime)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda[:N]")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="realtime", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    say = sub.add_parser("say", help="synthesise text (or phonemes) to a 24 kHz WAV file")
+    say.add_argument("text", help="text to speak (phonemes with --phonemes)")
+    say.add_argument("-o", "--output", type=Path, required=True, help="WAV file to write")
+    say.add_argument("--voice", default=None, help="voice or blend, e.g. jf_alpha(2)+jm_kumo(1)")
+    say.add_argument("--speed", type=float, default=1.0, help="speaking rate (1.0 = normal)")
+    say.add_argument("--phonemes", action="store_true", help="TEXT is phonemes, not English")
+    say.add_argument("--language", default="en-us", help="en-us or en-gb")
+    say.add_argument("--seed", type=int, default=None,
+                     help="draw the harmonic-source noise from this seed (default: noise off)")
+    _model_args(say)
+
+    bench = sub.add_parser("bench", help="single-stream speed: ours vs onnxruntime, same input")
+    bench.add_argument("--text", default=None, help="English text to synthesise")
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--voice", default=None)
+    bench.add_argument("--speed", type=float, default=1.0)
+    bench.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    _model_args(bench)
+
+    models = sub.add_parser("models", help="list the registered weight sets")
+    models.set_defaults(threads=None)
+    voices = sub.add_parser("voices", help="list the voices of a model")
+    _model_args(voices)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except RealtimeError as exc:
+        print(f"realtime: error [{exc.code}]: {exc.reason}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from realtime.engine.registry import MODELS, load_model
+
+    if args.command == "models":
+        for spec in MODELS.values():
+            print(f"{spec.name:<18} {spec.description}")
+        return 0
+    from realtime.synth import set_threads
+
+    set_threads(args.threads)
+    lm = load_model(args.model, args.model_dir, args.cache_dir, args.device)
+    print(f"model: {lm.name} ({lm.path}) on {lm.device}", file=sys.stderr)
+    if args.command == "voices":
+        print("\n".join(lm.voices.names))
+        return 0
+    if args.command == "say":
+        return _say(args, lm)
+    return _bench(args, lm)
+
+
+def _phonemize(text: str, language: str) -> str:
+    from realtime.text.g2p import EspeakG2P
+
+    return EspeakG2P(language)(text)
+
+
+def _say(args: argparse.Namespace, lm: LoadedModel) -> int:
+    from realtime.codecs.wav import write_wav
+    from realtime.engine.model import SAMPLE_RATE
+    from realtime.synth import synthesize_phonemes
+
+    phonemes = args.text if args.phonemes else _phonemize(args.text, args.language)
+    result = synthesize_phonemes(lm, phonemes, args.voice, args.speed, args.seed)
+    write_wav(args.output, result.audio, SAMPLE_RATE)
+    print(f"wrote {args.output}: {len(result.audio) / SAMPLE_RATE:.2f} s at {SAMPLE_RATE} Hz "
+          f"(phonemes: {result.phonemes})", file=sys.stderr)
+    return 0
+
+
+def _bench(args: argparse.Namespace, lm: LoadedModel) -> int:
+    import torch
+
+    from realtime.bench import DEFAULT_TEXT, bench_single_stream, report, write_json
+
+    phonemes = _phonemize(args.text or DEFAULT_TEXT, "en-us")
+    threads = args.threads or torch.get_num_threads()
+    result = bench_single_stream(lm, phonemes, args.voice or lm.default_voice, args.speed,
+                                 args.repeats, threads, args.cache_dir)
+    print(report(result))
+    if args.json:
+        write_json(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

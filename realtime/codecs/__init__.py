@@ -1,0 +1,1 @@
+"""Audio codecs and containers. Takes samples, knows nothing else."""

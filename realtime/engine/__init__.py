@@ -1,0 +1,1 @@
+"""Engine: the KModel, its weights and voices, and (later) the batching runner."""

@@ -1,0 +1,117 @@
+"""The text side of KModel: the text encoder and the prosody predictor.
+
+Every module takes ``lengths`` (real token counts per row) so that padding never reaches an
+LSTM or a convolution's real frames; with a batch of one it is simply ``[T]``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .layers import AdainResBlk1d, AdaLayerNorm, ChannelLayerNorm, WNConv1d, run_lstm
+
+
+def pad_mask(lengths: Tensor, width: int) -> Tensor:
+    """``True`` where a position is padding: [B, width]."""
+    return torch.arange(width, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+class TextEncoder(nn.Module):
+    """Embedding -> depth x (weight-normed conv, LayerNorm, LeakyReLU) -> bi-LSTM."""
+
+    def __init__(self, channels: int, kernel_size: int, depth: int, n_symbols: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(n_symbols, channels)
+        pad = (kernel_size - 1) // 2
+        self.cnn = nn.ModuleList(
+            nn.Sequential(WNConv1d(channels, channels, kernel_size, padding=pad),
+                          ChannelLayerNorm(channels), nn.LeakyReLU(0.2))
+            for _ in range(depth))
+        self.lstm = nn.LSTM(channels, channels // 2, 1, batch_first=True, bidirectional=True)
+
+    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        """ids [B, T] -> features [B, C, T] (zero at padding)."""
+        mask = pad_mask(lengths, ids.shape[1]).unsqueeze(1)
+        x = self.embedding(ids).transpose(1, 2).masked_fill(mask, 0.0)
+        for block in self.cnn:
+            x = block(x).masked_fill(mask, 0.0)
+        x = run_lstm(self.lstm, x.transpose(1, 2), lengths).transpose(1, 2)
+        return x.masked_fill(mask, 0.0)
+
+
+class DurationEncoder(nn.Module):
+    """n_layer x (bi-LSTM, AdaLayerNorm), the style concatenated to every step's features."""
+
+    def __init__(self, style_dim: int, d_model: int, n_layer: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for _ in range(n_layer):
+            layers.append(nn.LSTM(d_model + style_dim, d_model // 2, 1, batch_first=True,
+                                  bidirectional=True))
+            layers.append(AdaLayerNorm(style_dim, d_model))
+        self.lstms = nn.ModuleList(layers)
+
+    def forward(self, x: Tensor, s: Tensor, lengths: Tensor) -> Tensor:
+        """x [B, d_model, T], s [B, style] -> [B, T, d_model + style] (zero at padding)."""
+        mask = pad_mask(lengths, x.shape[2]).unsqueeze(-1)
+        style = s.unsqueeze(1).expand(-1, x.shape[2], -1)
+        h = torch.cat([x.transpose(1, 2), style], dim=-1).masked_fill(mask, 0.0)
+        for layer in self.lstms:
+            if isinstance(layer, AdaLayerNorm):
+                h = torch.cat([layer(h, s), style], dim=-1).masked_fill(mask, 0.0)
+            else:
+                assert isinstance(layer, nn.LSTM)
+                h = run_lstm(layer, h, lengths)
+        return h
+
+
+class ProsodyPredictor(nn.Module):
+    """Durations per token, then F0 and energy (N) curves at twice the frame rate."""
+
+    def __init__(self, style_dim: int, d_hid: int, n_layer: int, max_dur: int) -> None:
+        super().__init__()
+        self.text_encoder = DurationEncoder(style_dim, d_hid, n_layer)
+        self.lstm = nn.LSTM(d_hid + style_dim, d_hid // 2, 1, batch_first=True,
+                            bidirectional=True)
+        self.duration_proj = _LinearNorm(d_hid, max_dur)
+        self.shared = nn.LSTM(d_hid + style_dim, d_hid // 2, 1, batch_first=True,
+                              bidirectional=True)
+        half = d_hid // 2
+        self.F0 = nn.ModuleList([AdainResBlk1d(d_hid, d_hid, style_dim),
+                                 AdainResBlk1d(d_hid, half, style_dim, upsample=True),
+                                 AdainResBlk1d(half, half, style_dim)])
+        self.N = nn.ModuleList([AdainResBlk1d(d_hid, d_hid, style_dim),
+                                AdainResBlk1d(d_hid, half, style_dim, upsample=True),
+                                AdainResBlk1d(half, half, style_dim)])
+        self.F0_proj = nn.Conv1d(half, 1, 1)
+        self.N_proj = nn.Conv1d(half, 1, 1)
+
+    def durations(self, d: Tensor, lengths: Tensor, speed: Tensor) -> Tensor:
+        """d [B, T, C] -> continuous durations in frames [B, T] (before rounding)."""
+        x = run_lstm(self.lstm, d, lengths)
+        return torch.sigmoid(self.duration_proj(x)).sum(dim=-1) / speed[:, None]
+
+    def f0_n(self, en: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+        """en [B, C, F] aligned features -> F0 and N curves, each [B, 2F]."""
+        x = self.shared(en.transpose(1, 2))[0].transpose(1, 2)
+        f0, n = x, x
+        for block in self.F0:
+            f0 = block(f0, s)
+        for block in self.N:
+            n = block(n, s)
+        return self.F0_proj(f0).squeeze(1), self.N_proj(n).squeeze(1)
+
+
+class _LinearNorm(nn.Module):
+    """A Linear layer stored under ``linear_layer`` (the checkpoint's naming)."""
+
+    def __init__(self, d_in: int, d_out: int) -> None:
+        super().__init__()
+        self.linear_layer = nn.Linear(d_in, d_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear_layer(x)
+
+
+__all__ = ["DurationEncoder", "ProsodyPredictor", "TextEncoder", "pad_mask"]

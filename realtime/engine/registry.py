@@ -1,0 +1,101 @@
+"""Weight sets registered by name, chosen by configuration (``--model``).
+
+Adding a KModel version whose config differs is a new entry here: the config travels with the
+model directory (``config.json``), so no other code changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from realtime.errors import ConfigError, UnknownModelError
+
+from .embedded import ensure_embedded_model
+from .model import KModel
+from .voices import VoiceLibrary
+from .weights import VOICES_DIR, load_model_dir
+
+log = logging.getLogger("realtime.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    name: str
+    description: str
+    default_voice: str
+    # Returns the model directory; gets the user's --model-dir (if any) and the cache dir.
+    locate: Callable[[Path | None, Path | None], Path]
+
+
+def _official(model_dir: Path | None, cache_dir: Path | None) -> Path:
+    if model_dir is None:
+        raise ConfigError("model 'kokoro-v1.0' needs --model-dir: a directory with config.json, "
+                          "kokoro-v1_0.pth and voices/*.pt (the official Kokoro-82M files)")
+    return model_dir
+
+
+def _embedded(model_dir: Path | None, cache_dir: Path | None) -> Path:
+    if model_dir is not None:
+        raise ConfigError("model 'kokoro-v1.0-int8' is the embedded import; it takes no "
+                          "--model-dir (use --model kokoro-v1.0 for a directory of your own)")
+    return ensure_embedded_model(cache_dir)
+
+
+MODELS: dict[str, ModelSpec] = {
+    "kokoro-v1.0-int8": ModelSpec(
+        "kokoro-v1.0-int8",
+        "Kokoro-82M v1.0 from the int8 kokoro-onnx export on PyPI, dequantized (embedded default)",
+        "jf_alpha", _embedded),
+    "kokoro-v1.0": ModelSpec(
+        "kokoro-v1.0", "Kokoro-82M v1.0 from the official files (config.json, kokoro-v1_0.pth)",
+        "af_heart", _official),
+}
+DEFAULT_MODEL = "kokoro-v1.0-int8"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A model ready to run: which one it is, where it came from, and its voices."""
+
+    name: str
+    path: Path
+    model: KModel
+    voices: VoiceLibrary
+    default_voice: str
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA GPU")
+    return dev
+
+
+def load_model(name: str = DEFAULT_MODEL, model_dir: Path | None = None,
+               cache_dir: Path | None = None, device: str = "auto") -> LoadedModel:
+    """Resolve a registered model name to a loaded KModel with its voices."""
+    spec = MODELS.get(name)
+    if spec is None:
+        raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
+    path = spec.locate(model_dir, cache_dir)
+    dev = resolve_device(device)
+    model = load_model_dir(path, dev)
+    voices = VoiceLibrary.from_dir(path / VOICES_DIR, 2 * model.config.style_dim)
+    default_voice = spec.default_voice if spec.default_voice in voices.names else voices.names[0]
+    log.info("model %s loaded from %s on %s (%d voices)", name, path, dev, len(voices.names))
+    return LoadedModel(name, path, model, voices, default_voice)

@@ -1,0 +1,73 @@
+"""The exceptions of realtime, in one place.
+
+Hierarchy::
+
+    RealtimeError            base; carries a machine-readable ``code`` and a human ``reason``
+    ├── ConfigError          a configuration value or a model config.json is invalid
+    ├── ModelFileError       a weights, voice or model file is missing, corrupt or mismatched
+    │   └── StateDictMismatch  tensors missing from / unexpected in a checkpoint (names listed)
+    ├── UnknownModelError    a model name that is not registered
+    ├── VoiceError           an unknown voice name or a malformed voice / blend
+    └── InputError           bad synthesis input (unknown phoneme symbol, too long, bad speed)
+"""
+
+from __future__ import annotations
+
+
+class RealtimeError(Exception):
+    """Base class: every error we raise carries a ``code`` and a ``reason``."""
+
+    code = "internal_error"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ConfigError(RealtimeError):
+    code = "bad_config"
+
+
+class ModelFileError(RealtimeError):
+    code = "model_file"
+
+
+class StateDictMismatch(ModelFileError):
+    """A checkpoint's tensors do not match the model: names the missing and unexpected ones."""
+
+    code = "state_dict_mismatch"
+
+    def __init__(
+        self,
+        part: str,
+        missing: list[str],
+        unexpected: list[str],
+        mis_shaped: list[str] | None = None,
+    ) -> None:
+        self.part = part
+        self.missing = sorted(missing)
+        self.unexpected = sorted(unexpected)
+        self.mis_shaped = sorted(mis_shaped or [])
+        parts = []
+        for label, names in (
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+            ("wrong shape", self.mis_shaped),
+        ):
+            if names:
+                more = f" (+{len(names) - 20} more)" if len(names) > 20 else ""
+                shown = ", ".join(names[:20]) + more
+                parts.append(f"{label}: {shown}")
+        super().__init__(f"checkpoint part '{part}' does not match the model: " + "; ".join(parts))
+
+
+class UnknownModelError(RealtimeError):
+    code = "unknown_model"
+
+
+class VoiceError(RealtimeError):
+    code = "unknown_voice"
+
+
+class InputError(RealtimeError):
+    code = "bad_input"

@@ -1,0 +1,65 @@
+"""Shared fixtures: a tiny random-weight KModel for fast tests, the real model for a few."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from realtime.engine.model import KModel, KModelConfig
+
+# A small symbol set: enough for tests to write phoneme strings.
+TINY_VOCAB = {c: i + 1 for i, c in enumerate(" .,!?abdefhiklmnoprstuvwzæðŋɑɔəɛɪʊʌˈˌː")}
+
+
+def tiny_config(**overrides: object) -> KModelConfig:
+    raw: dict[str, object] = {
+        "vocab": TINY_VOCAB, "n_token": len(TINY_VOCAB) + 1, "hidden_dim": 32, "style_dim": 16,
+        "n_layer": 2, "max_dur": 8, "dropout": 0.2, "text_encoder_kernel_size": 5,
+        "decoder_hidden": 48, "decoder_res": 8,
+        "plbert": {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
+                   "max_position_embeddings": 520, "num_hidden_layers": 2, "dropout": 0.1},
+        "istftnet": {"upsample_rates": [2, 2], "upsample_kernel_sizes": [4, 4],
+                     "upsample_initial_channel": 16, "resblock_kernel_sizes": [3, 5],
+                     "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5]],
+                     "gen_istft_n_fft": 8, "gen_istft_hop_size": 2},
+    }
+    raw.update(overrides)
+    return KModelConfig.from_dict(raw)
+
+
+def tiny_model(seed: int = 0) -> KModel:
+    torch.manual_seed(seed)
+    model = KModel(tiny_config())
+    # Random weights, but durations of a few frames per token, so tests stay fast and the
+    # duration path is exercised (sigmoid sums near max_dur / 2 would be ~4 frames).
+    return model.eval()
+
+
+@pytest.fixture
+def tiny() -> KModel:
+    return tiny_model()
+
+
+@pytest.fixture(scope="session")
+def real_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache dir holding the embedded import, made once per test session.
+
+    Set REALTIME_TEST_CACHE to reuse an import across runs (it is checked all the same).
+    """
+    from realtime.engine.embedded import ensure_embedded_model
+
+    env = os.environ.get("REALTIME_TEST_CACHE")
+    root = Path(env) if env else tmp_path_factory.mktemp("realtime-cache")
+    ensure_embedded_model(root, show_progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def real(real_cache: Path):  # type: ignore[no-untyped-def]
+    from realtime.engine.registry import load_model
+
+    torch.set_num_threads(2)
+    return load_model("kokoro-v1.0-int8", cache_dir=real_cache, device="cpu")
