@@ -24,7 +24,7 @@ from realtime.errors import ModelFileError
 from .model import KModel, KModelConfig
 from .onnx_import import import_onnx
 from .voices import load_npz
-from .weights import WEIGHTS_FILE, write_model_dir
+from .weights import WEIGHTS_FILE, remove_stale_partials, write_model_dir
 
 log = logging.getLogger("realtime.engine")
 
@@ -72,6 +72,7 @@ def assemble_onnx(dest: Path) -> Path:
         raise ModelFileError(f"{DATA_PACKAGE} expects sha256 {expected}, but this release of "
                              f"realtime was checked against {ONNX_SHA256}")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(dest)
     tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
     digest = hashlib.sha256()
     try:

@@ -116,6 +116,7 @@ def write_model_dir(dest: Path, model: KModel, voices: Mapping[str, Tensor]) -> 
     """Write ``model`` and ``voices`` as a model directory, atomically: ``dest`` appears whole
     or not at all (written beside it under a temporary name, then renamed)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(dest)
     tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -135,6 +136,27 @@ def write_model_dir(dest: Path, model: KModel, voices: Mapping[str, Tensor]) -> 
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_partials(dest: Path) -> None:
+    """Remove what interrupted writers of ``dest`` left behind (their process is gone)."""
+    for stale in dest.parent.glob(f".{dest.name}.partial-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_tree(root: Path) -> None:

@@ -80,26 +80,13 @@ class KModel(nn.Module):
         ``seed``: ``None`` leaves the harmonic source's noise off (deterministic, as the ONNX
         export); an integer draws it from a generator seeded with it (reproducible).
         """
-        ids = self._ids(phonemes)
-        style = style.reshape(1, -1).to(self.device, torch.float32)
-        if style.shape[1] != 2 * self.config.style_dim:
-            raise InputError(f"style vector must have {2 * self.config.style_dim} values, "
-                             f"got {style.shape[1]}")
-        if not speed > 0:
-            raise InputError(f"speed must be positive, got {speed}")
+        ids, style, lengths = self._inputs(phonemes, style, speed)
         noise = None
         if seed is not None:
             noise = torch.Generator(device=self.device)
             noise.manual_seed(seed)
-        lengths = torch.tensor([ids.shape[1]], device=self.device)
-        speed_t = torch.tensor([float(speed)], device=self.device)
         s_dec, s_pro = style[:, :self.config.style_dim], style[:, self.config.style_dim:]
-
-        mask = torch.ones_like(ids)
-        hidden = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
-        d_en = self.bert_encoder(hidden).transpose(1, 2)
-        d = self.predictor.text_encoder(d_en, s_pro, lengths)
-        dur = self.predictor.durations(d, lengths, speed_t)
+        d, dur = self._durations(ids, s_pro, lengths, speed)
         frames = torch.round(dur[0]).clamp(min=1).long()
         index = torch.repeat_interleave(torch.arange(ids.shape[1], device=self.device), frames)
         en = d.transpose(1, 2)[:, :, index]
@@ -107,6 +94,33 @@ class KModel(nn.Module):
         asr = self.text_encoder(ids, lengths)[:, :, index]
         audio = self.decoder(asr, f0, n, s_dec, noise)
         return KOutput(audio=audio[0].float(), durations=frames)
+
+    @torch.inference_mode()
+    def predict_durations(self, phonemes: str | Sequence[int] | Tensor, style: Tensor,
+                          speed: float = 1.0) -> Tensor:
+        """Continuous (unrounded) frames per token, boundary tokens included: the prosody
+        predictor alone, without decoding (cheap: for estimates and diagnostics)."""
+        ids, style, lengths = self._inputs(phonemes, style, speed)
+        return self._durations(ids, style[:, self.config.style_dim:], lengths, speed)[1][0]
+
+    def _durations(self, ids: Tensor, s_pro: Tensor, lengths: Tensor,
+                   speed: float) -> tuple[Tensor, Tensor]:
+        hidden = self.bert(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+        d_en = self.bert_encoder(hidden).transpose(1, 2)
+        d = self.predictor.text_encoder(d_en, s_pro, lengths)
+        speed_t = torch.tensor([float(speed)], device=self.device)
+        return d, self.predictor.durations(d, lengths, speed_t)
+
+    def _inputs(self, phonemes: str | Sequence[int] | Tensor, style: Tensor,
+                speed: float) -> tuple[Tensor, Tensor, Tensor]:
+        ids = self._ids(phonemes)
+        style = style.reshape(1, -1).to(self.device, torch.float32)
+        if style.shape[1] != 2 * self.config.style_dim:
+            raise InputError(f"style vector must have {2 * self.config.style_dim} values, "
+                             f"got {style.shape[1]}")
+        if not speed > 0:
+            raise InputError(f"speed must be positive, got {speed}")
+        return ids, style, torch.tensor([ids.shape[1]], device=self.device)
 
     def _ids(self, phonemes: str | Sequence[int] | Tensor) -> Tensor:
         if isinstance(phonemes, str):
