@@ -7,7 +7,6 @@ normalised to sum to one (a name without a weight counts 1).
 
 from __future__ import annotations
 
-import pickle
 import re
 import zipfile
 from collections.abc import Mapping
@@ -106,11 +105,9 @@ def parse_blend(spec: str) -> list[tuple[str, float]]:
 
 
 def _load_pt(file: Path) -> Tensor:
-    try:
-        value = torch.load(file, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError,
-            ValueError) as exc:
-        raise ModelFileError(f"voice file {file} is corrupt or truncated: {exc}") from exc
+    from .weights import torch_load
+
+    value = torch_load(file, "voice file")
     if not isinstance(value, Tensor):
         raise ModelFileError(f"voice file {file} must hold a tensor, found {type(value).__name__}")
     return value

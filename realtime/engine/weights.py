@@ -37,13 +37,7 @@ def read_checkpoint(path: Path) -> dict[str, dict[str, Tensor]]:
     """Load a ``.pth`` of part -> state dict, with clear errors for missing or corrupt files."""
     if not path.is_file():
         raise ModelFileError(f"weights file not found: {path}")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError,
-            ValueError, AttributeError, TypeError) as exc:
-        detail = (str(exc).splitlines() or [""])[0][:200]
-        raise ModelFileError(f"weights file {path} is corrupt or truncated "
-                             f"({type(exc).__name__}: {detail})") from exc
+    raw = torch_load(path, "weights file")
     if not isinstance(raw, Mapping):
         raise ModelFileError(f"weights file {path} must hold a dict of state dicts, "
                              f"found {type(raw).__name__}")
@@ -58,6 +52,17 @@ def read_checkpoint(path: Path) -> dict[str, dict[str, Tensor]]:
             raise ModelFileError(f"weights file {path}: part '{part}' is not a state dict")
         out[part] = dict(sd)
     return out
+
+
+def torch_load(path: Path, what: str) -> object:
+    """``torch.load`` (tensors only, no code) with one clear error for a damaged file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError,
+            ValueError, AttributeError, TypeError) as exc:
+        detail = (str(exc).splitlines() or [""])[0][:200]
+        raise ModelFileError(f"{what} {path} is corrupt or truncated "
+                             f"({type(exc).__name__}: {detail})") from exc
 
 
 def load_state(model: KModel, checkpoint: Mapping[str, Mapping[str, Tensor]]) -> None:
