@@ -18,6 +18,7 @@ from torch import Tensor
 
 from realtime.errors import ModelFileError, VoiceError
 
+_BLEND_CACHE = 64
 _TERM = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
 
 
@@ -60,6 +61,8 @@ class VoiceLibrary:
         total = sum(w for _, w in terms)
         mixed = sum((self._packs[name][:rows] * (w / total) for name, w in terms),
                     torch.zeros(rows, 1, self.style_width))
+        if len(self._cache) >= _BLEND_CACHE:  # blends come from clients: keep the cache bounded
+            self._cache.clear()
         self._cache[spec] = mixed
         return mixed
 
