@@ -18,6 +18,8 @@ from torch import Tensor
 
 from realtime.errors import ModelFileError, VoiceError
 
+from .weights import torch_load
+
 _BLEND_CACHE = 64
 _TERM = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
 
@@ -108,8 +110,6 @@ def parse_blend(spec: str) -> list[tuple[str, float]]:
 
 
 def _load_pt(file: Path) -> Tensor:
-    from .weights import torch_load
-
     value = torch_load(file, "voice file")
     if not isinstance(value, Tensor):
         raise ModelFileError(f"voice file {file} must hold a tensor, found {type(value).__name__}")

@@ -6,6 +6,7 @@ prefixed ``module.``, weight-normed layers as ``weight_g``/``weight_v``) and ``v
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -126,8 +127,6 @@ def write_model_dir(dest: Path, model: KModel, voices: Mapping[str, Tensor]) -> 
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         (tmp / VOICES_DIR).mkdir(parents=True)
-        import json
-
         (tmp / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2,
                                                   ensure_ascii=False), encoding="utf-8")
         torch.save(checkpoint_from_model(model), tmp / WEIGHTS_FILE)
