@@ -15,12 +15,17 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@if ! ldconfig -p 2>/dev/null | grep -q libopus.so.0; then \
+	@# Debian packages: libopus0 (Opus encoder) and opus-tools (opusdec, the independent decoder the
+	@# codec tests check Ogg Opus files with).
+	@missing=""; \
+	ldconfig -p 2>/dev/null | grep -q libopus.so.0 || missing="$$missing libopus0"; \
+	command -v opusdec >/dev/null || missing="$$missing opus-tools"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing libopus0 (Debian)"; \
-	    (apt-get install -y -qq libopus0 >/dev/null 2>&1 || \
-	     (apt-get update -qq >/dev/null && apt-get install -y -qq libopus0 >/dev/null)); \
-	  else echo "warning: libopus0 is missing; install it with your package manager"; fi; \
+	    echo "installing$$missing (Debian)"; \
+	    (apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null && apt-get install -y -qq $$missing >/dev/null)); \
+	  else echo "warning:$$missing missing; install with your package manager"; fi; \
 	fi
 	@# Torch: a CUDA build where an NVIDIA driver is present, otherwise the CPU build.
 	@if ! $(PY) -c "import torch" 2>/dev/null; then \
