@@ -41,11 +41,13 @@ def speech_like(seconds: float, rate: int = INPUT_RATE, seed: int = 0) -> np.nda
     return (0.5 * out / np.max(np.abs(out))).astype(np.float32)
 
 
-def encode_cost_ms(codec: str, rate: int, seconds: float = 10.0, chunk_ms: int = 200) -> float:
+def encode_cost_ms(
+    codec: str, rate: int, seconds: float = 10.0, chunk_ms: int = 200, complexity: int = 9
+) -> float:
     """CPU milliseconds spent per second of audio encoding ``seconds`` of speech-like signal."""
     audio = speech_like(seconds)
     step = INPUT_RATE * chunk_ms // 1000
-    encoder = make_encoder(codec, rate, 20)
+    encoder = make_encoder(codec, rate, 20, complexity=complexity)
     start = time.process_time()
     for i in range(0, len(audio), step):
         encoder.push(audio[i:i + step])
@@ -53,10 +55,10 @@ def encode_cost_ms(codec: str, rate: int, seconds: float = 10.0, chunk_ms: int =
     return (time.process_time() - start) * 1000 / seconds
 
 
-def ogg_cost_ms(seconds: float = 10.0, chunk_ms: int = 200) -> float:
+def ogg_cost_ms(seconds: float = 10.0, chunk_ms: int = 200, complexity: int = 9) -> float:
     audio = speech_like(seconds)
     step = INPUT_RATE * chunk_ms // 1000
-    stream = OggOpusStream()
+    stream = OggOpusStream(complexity=complexity)
     start = time.process_time()
     stream.header()
     for i in range(0, len(audio), step):
@@ -69,12 +71,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs")
+    parser.add_argument("--complexity", type=int, default=9, help="Opus complexity, 0..10")
     args = parser.parse_args(argv)
     print(f"{'codec':<10}{'rate':>7}{'ms CPU / s audio':>19}{'streams/core':>14}")
     for codec, rate in (*CASES, ("ogg-opus", 48000)):
         cost = min(
-            ogg_cost_ms(args.seconds) if codec == "ogg-opus"
-            else encode_cost_ms(codec, rate, args.seconds)
+            ogg_cost_ms(args.seconds, complexity=args.complexity) if codec == "ogg-opus"
+            else encode_cost_ms(codec, rate, args.seconds, complexity=args.complexity)
             for _ in range(args.repeat)
         )
         print(f"{codec:<10}{rate:>7}{cost:>19.2f}{1000 / max(cost, 1e-3):>14.0f}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 
@@ -87,6 +88,7 @@ class OggOpusWriter:
         self._granule = 0  # decoded 48 kHz samples through the last packet written
         self._valid = 0  # real audio in those, at 48 kHz
         self._pending: list[Frame] = []
+        self.packets = 0  # packets written to pages so far
 
     def header(self) -> bytes:
         head = self._page([opus_head(self.pre_skip, self._input_rate)], 0, _BOS)
@@ -103,9 +105,13 @@ class OggOpusWriter:
         return b"".join(out)
 
     def finish(self, frames: Iterable[Frame] = ()) -> bytes:
+        """The last page, flagged EOS, holding ``frames`` (the encoder's flush: all the padding
+        is in them, so the final granule can trim it)."""
         frames = list(frames)
-        head = self.write(frames[:-1]) if frames else b""
-        self._pending.extend(frames[-1:])
+        head = b""
+        if self._segments([*self._pending, *frames]) > _MAX_SEGMENTS:
+            head = self._emit(0)
+        self._pending.extend(frames)
         return head + self._emit(_EOS)
 
     @staticmethod
@@ -122,6 +128,7 @@ class OggOpusWriter:
             # End trimming: only the real audio plays (never below the previous page's granule).
             granule = min(granule, max(previous, self.pre_skip + self._valid))
         page = self._page([f.data for f in self._pending], granule, flags)
+        self.packets += len(self._pending)
         self._pending = []
         return page
 
@@ -153,7 +160,14 @@ class OggOpusStream:
         return self.writer.write(self.encoder.push(samples))
 
     def finish(self) -> bytes:
-        return self.writer.finish(self.encoder.flush())
+        frames = self.encoder.flush()
+        if not frames and not self.writer.packets:
+            # No audio at all: one silent packet trimmed to nothing keeps the file valid.
+            config = self.encoder.config
+            silence = np.zeros(config.input_rate * config.frame_ms // 1000, dtype=np.float32)
+            frames = self.encoder.push(silence) + self.encoder.flush()
+            frames = [replace(f, valid_samples=0) for f in frames]
+        return self.writer.finish(frames)
 
 
 def ogg_opus_bytes(samples: np.ndarray, sample_rate: int = 48000, **opts: int) -> bytes:

@@ -108,3 +108,28 @@ def test_opusdec_decodes_to_the_expected_duration(
     assert abs(n - 2 * len(SIGNAL)) <= 48000 // rate
     # The pre-skip lines the audio up with the input (within a few samples).
     assert best_snr_db(resample(SIGNAL, 24000, 48000), out, max_lag=6) > 6.0
+
+
+@pytest.mark.parametrize("length", [1, 239, 240, 241, 479, 480, 2400, 4797, 12000])
+def test_end_trimming_for_any_length(length: int) -> None:
+    # 10 ms frames and 20 ms pages: the flush's padding frames must all land on the EOS page.
+    stream = OggOpusStream(48000, 10, page_ms=20)
+    data = stream.header() + stream.push(SIGNAL[:length]) + stream.finish()
+    pages = parse_pages(data)
+    assert pages[-1]["flags"] == 0x04
+    assert pages[-1]["granule"] == stream.writer.pre_skip + 2 * length
+    assert pages[-1]["granule"] >= pages[-2]["granule"]
+
+
+@pytest.mark.skipif(shutil.which("opusdec") is None, reason="opusdec (opus-tools) not installed")
+def test_empty_input_is_still_a_valid_file(tmp_path: Path) -> None:
+    data = ogg_opus_bytes(np.zeros(0, np.float32))
+    pages = parse_pages(data)
+    (pre_skip,) = struct.unpack_from("<H", pages[0]["packets"][0], 10)
+    assert pages[-1]["flags"] == 0x04 and pages[-1]["granule"] == pre_skip
+    (tmp_path / "empty.opus").write_bytes(data)
+    done = subprocess.run(["opusdec", "--quiet", "--rate", "48000", str(tmp_path / "empty.opus"),
+                           str(tmp_path / "empty.wav")], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    with wave.open(str(tmp_path / "empty.wav")) as w:
+        assert w.getnframes() == 0
