@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
 from realtime.codecs.config import Codec, EncoderConfig, OpusApplication
+from realtime.codecs.opus import OpusCodec
+from realtime.codecs.pcm import AlawCodec, MulawCodec, Pcm16Codec
 from realtime.codecs.resample import StreamResampler
 from realtime.errors import InputError
 
@@ -117,11 +119,9 @@ class StreamEncoder:
 FrameCodecFactory = Callable[[EncoderConfig], FrameCodec]
 
 
-def _registry() -> dict[Codec, FrameCodecFactory]:
-    from realtime.codecs.opus import OpusCodec
-    from realtime.codecs.pcm import AlawCodec, MulawCodec, Pcm16Codec
-
-    return {"opus": OpusCodec, "pcm16": Pcm16Codec, "mulaw": MulawCodec, "alaw": AlawCodec}
+FRAME_CODECS: dict[Codec, FrameCodecFactory] = {
+    "opus": OpusCodec, "pcm16": Pcm16Codec, "mulaw": MulawCodec, "alaw": AlawCodec,
+}
 
 
 def make_encoder(
@@ -137,8 +137,8 @@ def make_encoder(
     """Build a streaming encoder; raises ``InputError`` naming what is supported for a codec,
     rate or frame size we do not have, ``ConfigError`` for bad Opus settings."""
     config = EncoderConfig(
-        codec=codec,  # type: ignore[arg-type]  # checked by EncoderConfig
+        codec=cast(Codec, codec),  # checked by EncoderConfig
         sample_rate=sample_rate, frame_ms=frame_ms, bitrate=bitrate,
         complexity=complexity, application=application, input_rate=input_rate,
     )
-    return StreamEncoder(config, _registry()[config.codec](config))
+    return StreamEncoder(config, FRAME_CODECS[config.codec](config))
