@@ -71,16 +71,18 @@ def opus_tags(vendor: str = "realtime") -> bytes:
 class OggOpusWriter:
     """Wraps Opus packets (``Frame``s from an opus ``StreamEncoder``) into Ogg pages.
 
+    ``sample_rate`` is the encoder's rate and ``lookahead`` its ``StreamEncoder.lookahead``.
+
     ``header()`` first, then ``write(frames)`` returns the pages completed (a page closes once it
     holds ``page_ms`` of audio), then ``finish(last_frames)`` the rest with the EOS flag.
     """
 
     def __init__(
-        self, sample_rate: int, pre_skip: int, input_rate: int = INPUT_RATE,
+        self, sample_rate: int, lookahead: int, input_rate: int = INPUT_RATE,
         serial: int = 0x7EA1, page_ms: int = 100,
     ) -> None:
         self.scale = OPUS_RATE // sample_rate  # all Opus rates divide 48000
-        self.pre_skip = pre_skip * self.scale  # pre-skip is counted at 48 kHz
+        self.pre_skip = lookahead * self.scale  # the encoder's lookahead, counted at 48 kHz
         self._input_rate = input_rate
         self._serial = serial
         self._page_ms = page_ms
