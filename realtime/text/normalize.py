@@ -304,7 +304,7 @@ def _number(m: re.Match[str], out: _Out) -> None:
 
 
 def _abbreviation(m: re.Match[str], out: _Out) -> None:
-    key = m.group(1)
+    key = m.group(1) or m.group(2)
     after = out.next_char(m.end())
     if key == "St":
         out.add("saint" if after.isupper() else "street", m.start(), m.end())
@@ -331,6 +331,10 @@ def _initials(m: re.Match[str], out: _Out) -> None:
                 letters=True)
 
 
+def _email_word(m: re.Match[str], out: _Out) -> None:
+    out.add(m.group()[0] + "mail", m.start(), m.end())
+
+
 def _word(m: re.Match[str], out: _Out) -> None:
     out.add(m.group().replace("’", "'"), m.start(), m.end())
 
@@ -343,7 +347,7 @@ def _punct(m: re.Match[str], out: _Out) -> None:
     mark = m.group()
     if mark in ("...", "…"):
         out.punct("…")
-    elif mark in ("--", "—", "–"):
+    elif mark in ("--", "—", "–", "-"):
         out.punct("—")
     else:
         out.punct(mark[0] if mark[0] in ",;:" else ("?" if "?" in mark else mark[-1]))
@@ -371,6 +375,7 @@ _RULES = (
                    r"|\b\d{3}-\d{4}\b", _phone),
     _Rule("time", r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s?([AaPp]\.?[Mm])\b)?"
                   r"|\b(\d{1,2})\s?([AaPp]\.?[Mm])\b", lambda m, o: _time_any(m, o)),
+    _Rule("dottime", r"\b(\d{1,2})\.(\d{2})()\s?([AaPp]\.?[Mm])\b", _time),
     _Rule("isodate", r"\b(\d{4})-(\d{2})-(\d{2})\b", _iso_date),
     _Rule("monthdate", rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?",
           _month_date),
@@ -387,8 +392,10 @@ _RULES = (
     _Rule("number", rf"(?:(?<![\w.])[-−])?{_NUM}|\.\d+", _number),
     _Rule("latin", r"\b(?:[Ee]\.[Gg]|[Ii]\.[Ee]|[Aa]\.[Kk]\.[Aa])\b\.?", _latin),
     _Rule("numabbr", r"\b[Nn]o\.(?=\s*\d)", _number_abbreviation),
-    _Rule("abbr", r"\b(" + "|".join(_ABBREVIATIONS) + r"|St)\.", _abbreviation),
+    _Rule("abbr", r"\b(" + "|".join(_ABBREVIATIONS) + r"|St)\."
+                  r"|\b(Dr|Mr|Mrs|Ms|Prof|St)(?=\s+[A-Z])", _abbreviation),
     _Rule("initials", r"\b(?:[A-Z]\.){2,}|\b[A-Z]\.(?=\s+[A-Z])", _initials),
+    _Rule("email_word", r"\b[Ee]-mail", _email_word),
     _Rule("word", r"[^\W\d_]+(?:['’][^\W\d_]+)*", _word),
     _Rule("symbol", r"[&+@=%×°$€£]|#(?=\d)|~(?=\d)", _symbol),
     _Rule("punct", r"\.{3}|…|--|—|–(?=\s)|(?<=\s)-(?=\s)|[.!?]+|[,;:](?!\S)", _punct),

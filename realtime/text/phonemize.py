@@ -51,6 +51,7 @@ class Phonemizer:
         self._lexicon = lexicon
         self._espeak = espeak
         self._overrides = {w: validate_phonemes(p) for w, p in (overrides or {}).items()}
+        self._folded = {w.lower(): p for w, p in self._overrides.items()}
         self._cached = functools.lru_cache(maxsize=8192)(self._word)
 
     @staticmethod
@@ -60,7 +61,8 @@ class Phonemizer:
     def with_overrides(self, overrides: Mapping[str, str]) -> Phonemizer:
         """A phonemizer for one session: ``overrides`` (word -> phonemes) win over everything.
 
-        Keys match as written, then lower-cased; an unknown phoneme symbol raises ``InputError``.
+        Keys match as written, then case-insensitively; an unknown phoneme symbol raises
+        ``InputError``.
         """
         merged = {**self._overrides, **overrides}
         return Phonemizer(self.language, overrides=merged,
@@ -73,7 +75,7 @@ class Phonemizer:
     def _word(self, text: str) -> str:
         found = self._overrides.get(text)
         if found is None:
-            found = self._overrides.get(text.lower())
+            found = self._folded.get(text.lower())
         if found is not None:
             return found
         if text in ("a", "A"):
@@ -122,7 +124,7 @@ class Phonemizer:
         return Phonemized(" ".join(pieces), tuple(spans))
 
     def _overrides_has(self, text: str) -> bool:
-        return text in self._overrides or text.lower() in self._overrides
+        return text in self._overrides or text.lower() in self._folded
 
     def _reading(self, w: SpokenWord) -> str:
         if w.phonemes is not None:
