@@ -8,13 +8,14 @@ a ``torch.Generator`` draws the additive noise and the initial harmonic phases f
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import SAMPLE_RATE, ISTFTNetConfig
-from .layers import AdaIN1d, AdainResBlk1d, WNConv1d, WNConvTranspose1d
+from .layers import AdaIN1d, AdainResBlk1d, WNConv1d, WNConvTranspose1d, time_pad, zero_pad
 
 
 class AdaINResBlock1(nn.Module):
@@ -35,11 +36,12 @@ class AdaINResBlock1(nn.Module):
         self.alpha1 = nn.ParameterList(nn.Parameter(torch.ones(1, channels, 1)) for _ in dilations)
         self.alpha2 = nn.ParameterList(nn.Parameter(torch.ones(1, channels, 1)) for _ in dilations)
 
-    def forward(self, x: Tensor, s: Tensor) -> Tensor:
+    def forward(self, x: Tensor, s: Tensor, pad: Tensor | None = None) -> Tensor:
+        """Convolutions read only masked-norm outputs (0 at ``pad``; snake(0) = 0)."""
         for c1, c2, n1, n2, a1, a2 in zip(self.convs1, self.convs2, self.adain1, self.adain2,
                                           self.alpha1, self.alpha2, strict=True):
-            h = _snake(n1(x, s), a1)
-            h = _snake(n2(c1(h), s), a2)
+            h = _snake(n1(x, s, pad), a1)
+            h = _snake(n2(c1(h), s, pad), a2)
             x = x + c2(h)
         return x
 
@@ -108,6 +110,7 @@ class Generator(nn.Module):
     def __init__(self, style_dim: int, cfg: ISTFTNetConfig) -> None:
         super().__init__()
         self.n_kernels = len(cfg.resblock_kernel_sizes)
+        self.upsample_rates = tuple(cfg.upsample_rates)
         n_fft, hop = cfg.gen_istft_n_fft, cfg.gen_istft_hop_size
         up_total = math.prod(cfg.upsample_rates)
         self.source_scale = up_total * hop
@@ -135,27 +138,59 @@ class Generator(nn.Module):
         self.conv_post = WNConv1d(ch, n_fft + 2, 7, padding=3)
         self.stft = ISTFT(n_fft, hop)
 
-    def forward(self, x: Tensor, s: Tensor, f0: Tensor, noise: torch.Generator | None) -> Tensor:
-        """x [B, C, 2F], f0 [B, 2F] -> audio [B, 2F * source_scale]."""
-        f0_up = f0.repeat_interleave(self.source_scale, dim=1)
-        source = self.m_source(f0_up, noise)
-        mag, phase = self.stft.transform(source)
-        har = torch.cat([mag, phase], dim=1)
+    def forward(self, x: Tensor, s: Tensor, f0: Tensor,
+                noise: Sequence[torch.Generator | None], lengths: Tensor | None = None) -> Tensor:
+        """x [B, C, W], f0 [B, W] -> audio [B, W * source_scale].
+
+        ``lengths``: real frames per row (None: all W). Row b's audio is its first
+        ``lengths[b] * source_scale`` samples, the same as when it runs alone; the rest is 0.
+        ``noise``: one generator (or None) per row.
+        """
+        width = x.shape[2]
+        if lengths is None:
+            lengths = torch.full((x.shape[0],), width, dtype=torch.long, device=x.device)
+        har = self._harmonics(f0, noise, lengths)
+        pad = time_pad(lengths, width)
+        rate = 1
         last = len(self.ups) - 1
         for i, up in enumerate(self.ups):
-            x = F.leaky_relu(x, 0.1)
-            x_source = self.noise_res[i](self.noise_convs[i](har), s)
+            rate *= self.upsample_rates[i]
+            extra = 1 if i == last else 0  # the reflection pad below adds one frame
+            up_pad = time_pad(lengths * rate + extra, width * rate + extra)
+            x = zero_pad(F.leaky_relu(x, 0.1), pad)
+            x_source = self.noise_res[i](self.noise_convs[i](har), s, up_pad)
             x = up(x)
             if i == last:
                 x = F.pad(x, (1, 0), mode="reflect")
             x = x + x_source
             blocks = self.resblocks[i * self.n_kernels:(i + 1) * self.n_kernels]
-            acc = blocks[0](x, s)
+            acc = blocks[0](x, s, up_pad)
             for block in blocks[1:]:
-                acc = acc + block(x, s)
+                acc = acc + block(x, s, up_pad)
             x = acc / self.n_kernels
-        x = self.conv_post(F.leaky_relu(x))
-        return self.stft.inverse(torch.exp(x[:, :self.n_bins]), torch.sin(x[:, self.n_bins:]))
+            pad = up_pad
+        x = self.conv_post(zero_pad(F.leaky_relu(x), pad))
+        # The inverse STFT row by row, over each row's own frames: its overlap-add and window
+        # normalisation at the end of a row must not see the next frames.
+        out = x.new_zeros(x.shape[0], width * self.source_scale)
+        for b, n in enumerate(lengths.tolist()):
+            spec = x[b:b + 1, :, :n * rate + 1]
+            wave = self.stft.inverse(torch.exp(spec[:, :self.n_bins]),
+                                     torch.sin(spec[:, self.n_bins:]))
+            out[b, :wave.shape[1]] = wave[0]
+        return out
+
+    def _harmonics(self, f0: Tensor, noise: Sequence[torch.Generator | None],
+                   lengths: Tensor) -> Tensor:
+        """The source's magnitude and phase spectra [B, n_fft + 2, frames], row by row (its
+        interpolations and the STFT's reflection pad look at the row's end), 0 past each row."""
+        rows = []
+        for b, n in enumerate(lengths.tolist()):
+            f0_up = f0[b:b + 1, :n].repeat_interleave(self.source_scale, dim=1)
+            mag, phase = self.stft.transform(self.m_source(f0_up, noise[b]))
+            rows.append(torch.cat([mag, phase], dim=1)[0])
+        full = f0.shape[1] * self.source_scale // self.stft.hop + 1
+        return torch.stack([F.pad(r, (0, full - r.shape[1])) for r in rows])
 
 
 class Decoder(nn.Module):
@@ -178,14 +213,22 @@ class Decoder(nn.Module):
         self.generator = Generator(style_dim, cfg)
 
     def forward(self, asr: Tensor, f0: Tensor, n: Tensor, s: Tensor,
-                noise: torch.Generator | None = None) -> Tensor:
-        """asr [B, C, F], f0 and n [B, 2F], s [B, style] -> audio [B, F * frame_samples]."""
-        f0_d = self.F0_conv(f0.unsqueeze(1))
-        n_d = self.N_conv(n.unsqueeze(1))
-        x = self.encode(torch.cat([asr, f0_d, n_d], dim=1), s)
+                noise: Sequence[torch.Generator | None] | None = None,
+                frames: Tensor | None = None) -> Tensor:
+        """asr [B, C, F], f0 and n [B, 2F], s [B, style] -> audio [B, F * frame_samples].
+
+        ``frames``: real frames per row (None: all F); inputs must be 0 past them, and each
+        row's audio is then what it would be alone (0 past its own length).
+        """
+        if noise is None:
+            noise = [None] * asr.shape[0]
+        pad = time_pad(frames, asr.shape[2])
+        f0_d = zero_pad(self.F0_conv(f0.unsqueeze(1)), pad)
+        n_d = zero_pad(self.N_conv(n.unsqueeze(1)), pad)
+        x = self.encode(torch.cat([asr, f0_d, n_d], dim=1), s, pad)
         res = self.asr_res(asr)
         # Every decode block sees the residual text features and the prosody again; only the
         # last one upsamples, so nothing follows it at the doubled rate.
         for block in self.decode:
-            x = block(torch.cat([x, res, f0_d, n_d], dim=1), s)
-        return self.generator(x, s, f0, noise)
+            x = block(torch.cat([x, res, f0_d, n_d], dim=1), s, pad)
+        return self.generator(x, s, f0, noise, None if frames is None else 2 * frames)

@@ -76,20 +76,48 @@ class ChannelLayerNorm(nn.Module):
         return y.transpose(1, -1)
 
 
+def instance_norm(x: Tensor, pad: Tensor | None, eps: float = 1e-5) -> Tensor:
+    """Instance norm over time of ``x`` [B, C, T]; ``pad`` [B, 1, T] is ``True`` at padding.
+
+    With ``pad`` each row is normalised over its own real frames only, by the same kernel as
+    when the row runs alone (so the result is the same to the bit, not just to rounding), and
+    padding comes out 0. A masked one-pass formula differs by rounding, which random-weight
+    models amplify past 1e-4; a GPU may still prefer it (fewer kernel launches).
+    """
+    if pad is None:
+        return F.instance_norm(x, eps=eps)
+    out = torch.zeros_like(x)
+    for b, n in enumerate((~pad).sum(dim=-1).view(-1).tolist()):
+        out[b:b + 1, :, :n] = F.instance_norm(x[b:b + 1, :, :n], eps=eps)
+    return out
+
+
+def time_pad(lengths: Tensor | None, width: int) -> Tensor | None:
+    """``True`` where a frame is padding, [B, 1, width]; ``None`` when no row is padded."""
+    if lengths is None or bool((lengths == width).all()):
+        return None
+    return (torch.arange(width, device=lengths.device)[None, :] >= lengths[:, None]).unsqueeze(1)
+
+
+def zero_pad(x: Tensor, pad: Tensor | None) -> Tensor:
+    """Padding set to 0, so that no convolution reads anything but zeros there."""
+    return x if pad is None else x.masked_fill(pad, 0.0)
+
+
 class AdaIN1d(nn.Module):
     """Instance norm over time, then a scale and shift predicted from the style vector.
 
     Kokoro declares the norm with ``affine=True`` but its checkpoint carries no affine weights,
-    so they stay at 1/0: the norm is affine-free here.
+    so they stay at 1/0: the norm is affine-free here. Padding (``pad``) comes out 0.
     """
 
     def __init__(self, style_dim: int, channels: int) -> None:
         super().__init__()
         self.fc = nn.Linear(style_dim, 2 * channels)
 
-    def forward(self, x: Tensor, s: Tensor) -> Tensor:
+    def forward(self, x: Tensor, s: Tensor, pad: Tensor | None = None) -> Tensor:
         gamma, beta = self.fc(s).unsqueeze(-1).chunk(2, dim=1)
-        return (1 + gamma) * F.instance_norm(x, eps=1e-5) + beta
+        return zero_pad((1 + gamma) * instance_norm(x, pad) + beta, pad)
 
 
 class AdaLayerNorm(nn.Module):
@@ -123,15 +151,19 @@ class AdainResBlk1d(nn.Module):
         self.pool = (WNConvTranspose1d(dim_in, dim_in, 3, stride=2, padding=1, output_padding=1,
                                        groups=dim_in) if upsample else None)
 
-    def forward(self, x: Tensor, s: Tensor) -> Tensor:
+    def forward(self, x: Tensor, s: Tensor, pad: Tensor | None = None) -> Tensor:
+        """``pad`` marks padding at the input's rate; each convolution reads zeros there (its
+        input comes out of a masked norm), so padding never reaches a real frame. Padding in
+        the output is left undefined: the next masked norm ignores it."""
         short = F.interpolate(x, scale_factor=2.0, mode="nearest") if self.upsample else x
         if self.conv1x1 is not None:
             short = self.conv1x1(short)
-        r = F.leaky_relu(self.norm1(x, s), 0.2)
+        r = F.leaky_relu(self.norm1(x, s, pad), 0.2)
         if self.pool is not None:
-            r = self.pool(r)
+            pad = None if pad is None else pad.repeat_interleave(2, dim=-1)
+            r = zero_pad(self.pool(r), pad)  # the pool's bias lands on padding too
         r = self.conv1(r)
-        r = self.conv2(F.leaky_relu(self.norm2(r, s), 0.2))
+        r = self.conv2(F.leaky_relu(self.norm2(r, s, pad), 0.2))
         return (short + r) * (1.0 / math.sqrt(2.0))
 
 

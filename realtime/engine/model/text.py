@@ -9,7 +9,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .layers import AdainResBlk1d, AdaLayerNorm, ChannelLayerNorm, WNConv1d, run_lstm
+from .layers import (
+    AdainResBlk1d,
+    AdaLayerNorm,
+    ChannelLayerNorm,
+    WNConv1d,
+    run_lstm,
+    time_pad,
+    zero_pad,
+)
 
 
 def pad_mask(lengths: Tensor, width: int) -> Tensor:
@@ -92,15 +100,23 @@ class ProsodyPredictor(nn.Module):
         x = run_lstm(self.lstm, d, lengths)
         return torch.sigmoid(self.duration_proj(x)).sum(dim=-1) / speed[:, None]
 
-    def f0_n(self, en: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
-        """en [B, C, F] aligned features -> F0 and N curves, each [B, 2F]."""
-        x = self.shared(en.transpose(1, 2))[0].transpose(1, 2)
+    def f0_n(self, en: Tensor, s: Tensor,
+             frames: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """en [B, C, F] aligned features -> F0 and N curves, each [B, 2F].
+
+        ``frames``: real frame counts per row (None: no padding); the curves are 0 past 2x them.
+        """
+        x = run_lstm(self.shared, en.transpose(1, 2), frames).transpose(1, 2)
+        pad = time_pad(frames, en.shape[2])
+        pad2 = None if pad is None else pad.repeat_interleave(2, dim=-1)
+        pads = (pad, pad, pad2)  # the middle block doubles the rate
         f0, n = x, x
-        for block in self.F0:
-            f0 = block(f0, s)
-        for block in self.N:
-            n = block(n, s)
-        return self.F0_proj(f0).squeeze(1), self.N_proj(n).squeeze(1)
+        for block, p in zip(self.F0, pads, strict=True):
+            f0 = block(f0, s, p)
+        for block, p in zip(self.N, pads, strict=True):
+            n = block(n, s, p)
+        return (zero_pad(self.F0_proj(f0), pad2).squeeze(1),
+                zero_pad(self.N_proj(n), pad2).squeeze(1))
 
 
 class _LinearNorm(nn.Module):
