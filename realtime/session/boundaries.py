@@ -36,9 +36,12 @@ _TOKEN_BEFORE = re.compile(r"(\S+)$")
 _INITIALS = re.compile(r"(?:[A-Za-z]\.)*[A-Za-z]")
 
 
+_REACH = 160  # a construct left open longer than this is a stray bracket, not a link
+
+
 def _blocked(text: str, start: int, pos: int) -> bool:
-    """Is ``pos`` inside a Markdown link / inline phonemes / inline code opened after start?"""
-    span = text[start:pos]
+    """Is ``pos`` inside a Markdown link / inline phonemes / inline code opened just before?"""
+    span = text[max(start, pos - _REACH):pos]
     if span.count("`") % 2:
         return True
     opened = span.rfind("[")

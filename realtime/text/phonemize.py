@@ -79,7 +79,11 @@ class Phonemizer:
         if found is not None:
             return found
         if text in ("a", "A"):
-            return "ə"
+            return "ɐ"  # the article; spelled letters come as SpokenWord.letter
+        if text in ("an", "An"):
+            return "ɐn"
+        if text == "I":
+            return "ˌI"
         if self._lexicon is not None:
             plural = _ACRONYM_PLURAL.fullmatch(text)
             if plural and self._lexicon.exact(text) is None:  # APIs, not the bee genus
@@ -87,10 +91,16 @@ class Phonemizer:
                 return (stem or self._spell(plural.group(1))) + "z"
             found = self._lexicon.lookup(text)
             if found is not None:
-                return found
+                return self._as_trained(found)
             if _ACRONYM.fullmatch(text):
                 return self._spell(text)
         return self._espeak(text).replace(" ", "")
+
+    def _as_trained(self, phonemes: str) -> str:
+        # Kokoro v1.0 was trained on American flaps written T and glottal stops written t.
+        if self.language == "en-us":
+            return phonemes.replace("ɾ", "T").replace("ʔ", "t")
+        return phonemes
 
     def _spell(self, letters: str) -> str:
         names = [self.letter(c) for c in letters]
@@ -104,10 +114,14 @@ class Phonemizer:
     def phonemize(self, words: Sequence[SpokenWord]) -> Phonemized:
         """Join the words' phonemes with spaces, their punctuation attached; keep each span."""
         readings = [self._reading(w) for w in words]
-        for i, w in enumerate(words):  # "the" is ðə before a consonant, ði before a vowel
-            if w.text.lower() == "the" and w.phonemes is None and not self._overrides_has(w.text):
+        for i, w in enumerate(words):  # "the" and "to" depend on the sound that follows
+            lower = w.text.lower()
+            if lower in ("the", "to") and w.phonemes is None and not self._overrides_has(w.text):
                 following = readings[i + 1].lstrip("ˈˌ")[:1] if i + 1 < len(readings) else ""
-                readings[i] = "ði" if following in _VOWELS else "ðə"
+                if lower == "the":
+                    readings[i] = "ði" if following in _VOWELS else "ðə"
+                elif following and not w.punct:
+                    readings[i] = "tʊ" if following in _VOWELS else "tə"
         pieces: list[str] = []
         spans: list[tuple[int, int]] = []
         pos = 0

@@ -277,3 +277,10 @@ def test_scheduling_cost_per_chunk() -> None:
     chunks = run([text[i:i + 7] for i in range(0, len(text), 7)])  # token-sized deltas
     per_chunk = (time.perf_counter() - started) / len(chunks)
     assert per_chunk < 0.05
+
+
+def test_a_stray_bracket_does_not_block_forever() -> None:
+    text = "See [note " + "and more words here " * 10 + "so. Then we go on."
+    chunks = run([text[:50], text[50:]])
+    check_chunks(text, chunks)
+    assert len(chunks) >= 2

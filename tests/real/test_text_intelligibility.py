@@ -1,0 +1,72 @@
+"""Intelligibility of the text front end with the real model: normalise, G2P, schedule, speak,
+transcribe offline, and compare the spoken words (both sides normalised the same way)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime.engine.registry import LoadedModel
+from realtime.session.scheduler import TextScheduler
+from realtime.synth import synthesize_phonemes
+from realtime.text.normalize import normalize, spoken_text
+from realtime.text.phonemize import Phonemizer
+from tests.real.conftest import Transcriber, word_error_rate
+
+pytestmark = pytest.mark.real
+
+SENTENCES = [
+    "Dr. Smith paid $4.50 for coffee on 3/14.",
+    "The meeting starts at 10:30am on March 14th, 2024.",
+    "Our revenue grew 15% to €1,200 last year.",
+    "Mr. Jones lives at 221 Baker St. in London.",
+    "It costs £3 and weighs about 5 kg.",
+    "Call me at 555-123-4567 after 6pm.",
+    "**Important:** back up your files every day.",
+    "- Buy milk\n- Walk the dog\n- Pay the rent",
+    "## Summary\nThe project finished in 1999.",
+    "See the [docs](https://example.com/docs) for details.",
+    "Send an e-mail to help@example.com today.",
+    "The temperature dropped to -5 degrees overnight.",
+    "She finished 2nd out of 30 runners.",
+    "I downloaded 3 GB in about 10 minutes.",
+    "We drove 120 km to see St. Paul's Cathedral.",
+    "Use `pip install` and e.g. a virtual environment.",
+    "The package weighs 2.5 kg and costs $19.99.",
+    "Prof. Brown wrote 3 books between 2010 and 2015.",
+    "Tickets are $1.5 million in total, approx. 40% more.",
+    "The train leaves at 7:05 and arrives at 9:00.",
+    "About 1/2 of the 250 guests arrived before 8pm.",
+    "Her flight on 12/25 was delayed by 45 minutes.",
+]
+
+
+def _speak(lm: LoadedModel, phonemizer: Phonemizer, text: str) -> np.ndarray:
+    scheduler = TextScheduler(phonemizer)
+    chunks = scheduler.push(text, 0.0) + scheduler.end(0.0)
+    pieces = [synthesize_phonemes(lm, c.phonemes, seed=0).audio for c in chunks if c.phonemes]
+    return np.concatenate(pieces)
+
+
+@pytest.mark.parametrize("use_lexicon", [True, False], ids=["lexicon+espeak", "espeak-only"])
+def test_normalised_text_is_intelligible(real: LoadedModel, transcribe: Transcriber,
+                                         tmp_path: Path, use_lexicon: bool) -> None:
+    phonemizer = Phonemizer("en-us", use_lexicon=use_lexicon)
+    references, hypotheses = [], []
+    started = time.perf_counter()
+    for n, text in enumerate(SENTENCES):
+        audio = _speak(real, phonemizer, text)
+        heard = transcribe(audio, tmp_path, f"s{n}")
+        references.append(spoken_text(normalize(text)))
+        hypotheses.append(spoken_text(normalize(heard)))
+    wer = word_error_rate(references, hypotheses)
+    label = "lexicon+espeak" if use_lexicon else "espeak-only"
+    print(f"\n{label}: WER {wer:.3f} over {len(SENTENCES)} sentences "
+          f"({time.perf_counter() - started:.0f} s)")
+    for ref, hyp in zip(references, hypotheses, strict=True):
+        if word_error_rate([ref], [hyp]) > 0:
+            print(f"  ref: {ref}\n  hyp: {hyp}")
+    assert wer <= (0.12 if use_lexicon else 0.25)
