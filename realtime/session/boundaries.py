@@ -86,7 +86,7 @@ def find_boundaries(text: str, start: int = 0, final: bool = False) -> list[Boun
             kind = Kind.SENTENCE
         elif mark in ("...", "…") or (len(mark) > 1 and set(mark) == {"."}):
             kind = Kind.CLAUSE  # an ellipsis pauses; it rarely ends the thought
-        elif mark[0] in "!?" or len(mark) > 1:
+        elif mark[0] in "!?" or (len(mark) > 1 and mark[0] == "."):
             kind = Kind.SENTENCE
         elif mark == ".":
             kind = (Kind.SENTENCE if _period_ends_sentence(text, m.start(), following)
