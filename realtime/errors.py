@@ -8,7 +8,11 @@ Hierarchy::
     │   └── StateDictMismatch  tensors missing from / unexpected in a checkpoint (names listed)
     ├── UnknownModelError    a model name that is not registered
     ├── VoiceError           an unknown voice name or a malformed voice / blend
-    └── InputError           bad synthesis input (unknown phoneme symbol, too long, bad speed)
+    ├── InputError           bad synthesis input (unknown phoneme symbol, too long, bad speed)
+    └── EngineError          the engine refused or lost a chunk
+        ├── EngineBusy       its queue is full (back off, or another replica)
+        ├── EngineStopped    it is not running (not started, draining or stopped)
+        └── ChunkCancelled   the chunk was cancelled before its audio was delivered
 """
 
 from __future__ import annotations
@@ -71,3 +75,19 @@ class VoiceError(RealtimeError):
 
 class InputError(RealtimeError):
     code = "bad_input"
+
+
+class EngineError(RealtimeError):
+    code = "engine_error"
+
+
+class EngineBusy(EngineError):
+    code = "engine_busy"
+
+
+class EngineStopped(EngineError):
+    code = "engine_stopped"
+
+
+class ChunkCancelled(EngineError):
+    code = "cancelled"

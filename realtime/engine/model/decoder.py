@@ -62,7 +62,15 @@ class HarmonicSource(nn.Module):
         self.l_linear = nn.Linear(self.dim, 1)
 
     def forward(self, f0: Tensor, noise: torch.Generator | None) -> Tensor:
-        """f0 [B, L] in Hz at the audio rate -> excitation [B, L]."""
+        """f0 [B, L] in Hz at the audio rate -> excitation [B, L].
+
+        Always in float32, also under autocast: the phase is a running sum over the whole
+        utterance, and half precision would detune it within a second.
+        """
+        with torch.autocast(f0.device.type, enabled=False):
+            return self._excitation(f0.float(), noise)
+
+    def _excitation(self, f0: Tensor, noise: torch.Generator | None) -> Tensor:
         b = f0.shape[0]
         harm = torch.arange(1, self.dim + 1, device=f0.device, dtype=f0.dtype)
         rad = (f0.unsqueeze(-1) * harm / SAMPLE_RATE) % 1.0  # [B, L, H]: cycles per sample
@@ -94,14 +102,18 @@ class ISTFT(nn.Module):
         self.window: Tensor
         self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
 
+    # Both in float32, also under autocast: FFTs of reduced precision are unsupported on the
+    # CPU and lossy where they exist.
     def transform(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        spec = torch.stft(x, self.n_fft, self.hop, self.n_fft, window=self.window,
-                          return_complex=True)
-        return spec.abs(), spec.angle()
+        with torch.autocast(x.device.type, enabled=False):
+            spec = torch.stft(x.float(), self.n_fft, self.hop, self.n_fft, window=self.window,
+                              return_complex=True)
+            return spec.abs(), spec.angle()
 
     def inverse(self, mag: Tensor, phase: Tensor) -> Tensor:
-        spec = torch.polar(mag, phase)
-        return torch.istft(spec, self.n_fft, self.hop, self.n_fft, window=self.window)
+        with torch.autocast(mag.device.type, enabled=False):
+            spec = torch.polar(mag.float(), phase.float())
+            return torch.istft(spec, self.n_fft, self.hop, self.n_fft, window=self.window)
 
 
 class Generator(nn.Module):

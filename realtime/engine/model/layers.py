@@ -168,7 +168,16 @@ class AdainResBlk1d(nn.Module):
 
 
 def run_lstm(lstm: nn.LSTM, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-    """A batch-first bi-LSTM over ``x`` [B, T, C]; with ``lengths`` the padding is not read."""
+    """A batch-first bi-LSTM over ``x`` [B, T, C]; with ``lengths`` the padding is not read.
+
+    Always in float32, also under autocast: the recurrence accumulates rounding over time, and
+    oneDNN has no reduced-precision LSTM on CPUs without bf16 instructions.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        return _run_lstm(lstm, x.float(), lengths)
+
+
+def _run_lstm(lstm: nn.LSTM, x: Tensor, lengths: Tensor | None) -> Tensor:
     if lengths is None or bool((lengths == x.shape[1]).all()):
         return lstm(x)[0]
     packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,

@@ -1,0 +1,174 @@
+"""The engine loop: one thread owns the model; the event loop submits, awaits and cancels.
+
+Between batches the loop drops cancelled chunks and asks the policy for the next batch; a
+chunk cancelled while its batch runs has its result dropped. Every wait is bounded: the queue
+has a limit (``EngineBusy`` beyond it), and stopping fails whatever is still queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from realtime.errors import ChunkCancelled, EngineBusy, EngineStopped, RealtimeError
+
+from .policy import Policy
+from .request import ChunkRequest, ChunkResult, Pending
+from .runner import Runner
+
+log = logging.getLogger("realtime.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    queued: int
+    running: int
+    batches: int
+    chunks: int
+    cancelled: int
+
+
+class Engine:
+    """Serves chunk requests from any number of sessions through one runner.
+
+    ``clock``: seconds, monotonic; deadlines in requests are on this clock.
+    """
+
+    def __init__(self, runner: Runner, policy: Policy, queue_limit: int = 1024,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.runner = runner
+        self.policy = policy
+        self.queue_limit = queue_limit
+        self.clock = clock
+        self._cond = threading.Condition()
+        self._queue: list[Pending] = []
+        self._running: list[Pending] = []
+        self._seq = 0
+        self._batches = 0
+        self._chunks = 0
+        self._cancelled = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self, warm_up: bool = True) -> None:
+        if self._thread is not None:
+            raise RuntimeError("engine already started")
+        if warm_up:
+            self.runner.warm_up()
+        self._thread = threading.Thread(target=self._loop, name="realtime-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Fail what is queued (EngineStopped), let the running batch finish, join the thread."""
+        with self._cond:
+            self._stopping = True
+            for p in self._queue:
+                self._fail(p, EngineStopped("the engine is stopping"))
+            self._queue.clear()
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
+
+    def stats(self) -> EngineStats:
+        with self._cond:
+            return EngineStats(len(self._queue), len(self._running), self._batches, self._chunks,
+                               self._cancelled)
+
+    # -- the async face ----------------------------------------------------------------------
+    async def synthesize(self, request: ChunkRequest) -> ChunkResult:
+        """Queue a chunk and wait for its audio. Raises ChunkCancelled if it is cancelled."""
+        future = self.submit(request)
+        # If the awaiting task is cancelled, wrap_future cancels ``future`` too, and the loop
+        # skips it (or drops its result).
+        return await asyncio.wrap_future(future)
+
+    def submit(self, request: ChunkRequest) -> Future[ChunkResult]:
+        """Queue a chunk (thread-safe); validation errors are raised here, at once."""
+        self.runner.prepare(request)
+        with self._cond:
+            if self._stopping or self._thread is None:
+                raise EngineStopped("the engine is not running")
+            if len(self._queue) >= self.queue_limit:
+                raise EngineBusy(f"the engine queue is full ({self.queue_limit} chunks)")
+            # Batches finished before it came (a running one counts as waited for).
+            started = self._batches - (1 if self._running else 0)
+            pending = Pending(request, self.clock(), self._seq, started)
+            self._seq += 1
+            self._queue.append(pending)
+            self._cond.notify()
+        return pending.future
+
+    def cancel(self, session: str, context: str | None = None) -> int:
+        """Drop a session's (or one context's) chunks: queued ones never run, running ones'
+        results are dropped. Their futures fail now with ChunkCancelled. Returns how many."""
+        def mine(p: Pending) -> bool:
+            r = p.request
+            return r.session == session and (context is None or r.context == context)
+
+        with self._cond:
+            hit = [p for p in self._queue if mine(p)] + [p for p in self._running if mine(p)]
+            self._queue = [p for p in self._queue if not mine(p)]
+            for p in hit:
+                self._fail(p, ChunkCancelled(f"chunk {p.request.chunk_id} of context "
+                                             f"{p.request.context!r} was cancelled"))
+            self._cancelled += len(hit)
+        return len(hit)
+
+    # -- the loop (engine thread) ------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and not self._queue:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                live = [p for p in self._queue if not p.future.done()]
+                self._cancelled += len(self._queue) - len(live)
+                self._queue = live
+                if not live:
+                    continue
+                batch = self.policy.select(live, self.clock())
+                chosen = set(map(id, batch))
+                self._queue = [p for p in live if id(p) not in chosen]
+                self._running = batch
+                self._batches += 1
+                number = self._batches
+            self._run(batch, number)
+
+    def _run(self, batch: list[Pending], number: int) -> None:
+        start = self.clock()
+        try:
+            outputs = self.runner.run([p.request for p in batch])
+        except Exception as exc:  # the batch's owners get the error; the loop carries on
+            log.exception("batch %d of %d chunks failed", number, len(batch))
+            with self._cond:
+                for p in batch:
+                    self._fail(p, exc if isinstance(exc, RealtimeError)
+                               else RealtimeError(f"synthesis failed: {exc}"))
+                self._running = []
+            return
+        took = self.clock() - start
+        with self._cond:
+            for p, (audio, durations) in zip(batch, outputs, strict=True):
+                if p.future.done():  # cancelled while it ran: the result is dropped
+                    continue
+                p.future.set_result(ChunkResult(
+                    p.request, audio, durations, queued_s=start - p.submitted, inference_s=took,
+                    batch_size=len(batch), waited_batches=number - 1 - p.started_before))
+                self._chunks += 1
+            self._running = []
+
+    @staticmethod
+    def _fail(p: Pending, exc: BaseException) -> None:
+        if not p.future.done():
+            p.future.set_exception(exc)

@@ -1,0 +1,80 @@
+"""What the engine is asked for and what it gives back: chunk requests, results, queue entries.
+
+The engine serves chunks, not sessions: a request names its owner (session and context) only
+so that a barge-in can cancel everything that owner has queued.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Kokoro speaks about 3 frames (of 25 ms) per phoneme at speed 1; the policy only needs a
+# rough size to bound padding before the durations are known.
+FRAMES_PER_PHONEME = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRequest:
+    """One chunk of phonemes to synthesise.
+
+    ``deadline`` is on the engine's clock (seconds): the moment the owner's audio runs out,
+    so the chunk is needed by then. A context's first chunk is needed now.
+    """
+
+    session: str
+    context: str
+    phonemes: str
+    voice: str
+    deadline: float
+    speed: float = 1.0
+    seed: int | None = None  # None: no harmonic-source noise (deterministic audio)
+    chunk_id: int = 0
+
+    @property
+    def est_frames(self) -> float:
+        return len(self.phonemes) * FRAMES_PER_PHONEME / self.speed
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """The audio of one chunk, with what it cost.
+
+    ``durations``: frames (``frame_samples`` samples each) per token, the boundary tokens at
+    both ends included, so ``durations[1:-1]`` belong to the chunk's phonemes in order.
+    """
+
+    request: ChunkRequest
+    audio: np.ndarray  # float32, 24 kHz
+    durations: np.ndarray  # int64
+    queued_s: float  # from submit to the start of its batch
+    inference_s: float  # the batch's run time
+    batch_size: int
+    waited_batches: int  # batches that ran (or were running) between its submit and its start
+
+    @property
+    def audio_s(self) -> float:
+        from realtime.engine.model import SAMPLE_RATE
+
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass(eq=False, slots=True)
+class Pending:
+    """A queued request: the policy's view (deadline, size, order) and the engine's future."""
+
+    request: ChunkRequest
+    submitted: float
+    seq: int  # arrival order, the tie-break
+    started_before: int  # batches finished before it arrived
+    future: Future[ChunkResult] = field(default_factory=Future)
+
+    @property
+    def deadline(self) -> float:
+        return self.request.deadline
+
+    @property
+    def size(self) -> float:
+        return self.request.est_frames

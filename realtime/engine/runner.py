@@ -1,0 +1,91 @@
+"""The runner: requests in, audio out, one batch at a time. Besides the model, the only place
+that touches torch; the engine loop calls it from its own thread."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+from realtime.errors import ConfigError
+
+from .registry import LoadedModel
+from .request import ChunkRequest
+
+log = logging.getLogger("realtime.engine")
+
+DType = Literal["float32", "bfloat16", "float16"]
+_DTYPES: dict[str, torch.dtype] = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+WARM_UP_PHONEMES = ("hˈɛlO.", "ðɪs ɪz ə wˈɔɹm ˈʌp sˈɛntəns, ʤˈʌst tə ɡˈɛt ðə kˈɛɹnᵊlz ɹˈɛdi.")
+
+
+class Runner(Protocol):
+    def prepare(self, request: ChunkRequest) -> None:
+        """Validate a request before it is queued (raise InputError / VoiceError)."""
+        ...
+
+    def run(self, batch: Sequence[ChunkRequest]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(audio float32 24 kHz, durations int64) per request, in order."""
+        ...
+
+    def warm_up(self) -> None:
+        ...
+
+
+class ModelRunner:
+    """Runs batches on a loaded KModel.
+
+    ``decoder_batch``: items per decoder pass (None: the whole batch; 1: item by item).
+    ``batch_text``: run the text side over the batch at once (see ``KModel.forward_batch``).
+    ``dtype``: ``float32``, or autocast to ``bfloat16`` / ``float16`` (for CUDA; checked
+    against float32 by the tests on the CPU with bfloat16, off by default).
+    """
+
+    def __init__(self, lm: LoadedModel, decoder_batch: int | None = 1, batch_text: bool = False,
+                 dtype: DType = "float32") -> None:
+        if dtype != "float32" and dtype not in _DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
+        if dtype == "float16" and lm.device.type != "cuda":
+            raise ConfigError("dtype float16 needs a CUDA device; on the CPU use bfloat16")
+        self.lm = lm
+        self.decoder_batch = decoder_batch
+        self.batch_text = batch_text
+        self.dtype = dtype
+
+    def prepare(self, request: ChunkRequest) -> None:
+        ids = self.lm.model.phonemes_to_ids(request.phonemes)
+        self.lm.model.item(ids, self.lm.voices.style(request.voice, len(ids)), request.speed)
+
+    def run(self, batch: Sequence[ChunkRequest]) -> list[tuple[np.ndarray, np.ndarray]]:
+        model, voices = self.lm.model, self.lm.voices
+        items = []
+        for r in batch:
+            ids = model.phonemes_to_ids(r.phonemes)
+            items.append(model.item(ids, voices.style(r.voice, len(ids)), r.speed, r.seed))
+        with self._autocast():
+            outs = model.forward_batch(items, decoder_batch=self.decoder_batch,
+                                       batch_text=self.batch_text)
+        return [(o.audio.float().cpu().numpy(), o.durations.cpu().numpy()) for o in outs]
+
+    def warm_up(self) -> None:
+        """Run the kernels once (first calls allocate and pick algorithms), one size each."""
+        voice = self.lm.default_voice
+        vocab = self.lm.model.config.vocab
+        texts = ["".join(c for c in p if c in vocab) for p in WARM_UP_PHONEMES]
+        reqs = [ChunkRequest("warm-up", "warm-up", t, voice, 0.0) for t in texts if t]
+        self.run(reqs[:1])
+        self.run(reqs)
+        log.info("engine warmed up on %s (%s)", self.lm.device, self.dtype)
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        if self.dtype == "float32":
+            yield
+            return
+        with torch.autocast(self.lm.device.type, dtype=_DTYPES[self.dtype]):
+            yield

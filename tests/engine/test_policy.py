@@ -1,0 +1,72 @@
+"""The scheduling policy, without a model or a clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from realtime.engine.policy import EDFPolicy, FIFOPolicy
+from realtime.engine.request import FRAMES_PER_PHONEME, ChunkRequest, Pending
+
+
+def pend(seq: int, deadline: float, phonemes: int = 30, session: str = "s") -> Pending:
+    req = ChunkRequest(session, "c", "a" * phonemes, "v", deadline, chunk_id=seq)
+    return Pending(req, submitted=0.0, seq=seq, started_before=0)
+
+
+def test_anchor_is_the_earliest_deadline() -> None:
+    q = [pend(0, 5.0), pend(1, 1.0), pend(2, 3.0)]
+    assert EDFPolicy(max_batch=1).select(q, 0.0)[0].seq == 1
+    assert [p.seq for p in EDFPolicy(max_batch=3).select(q, 0.0)] == [1, 2, 0]
+
+
+def test_ties_go_by_arrival() -> None:
+    q = [pend(3, 1.0), pend(1, 1.0), pend(2, 1.0)]
+    assert [p.seq for p in EDFPolicy(max_batch=2).select(q, 0.0)] == [1, 2]
+
+
+def test_batch_size_bound() -> None:
+    q = [pend(i, float(i)) for i in range(20)]
+    assert len(EDFPolicy(max_batch=8).select(q, 0.0)) == 8
+
+
+def test_padded_frames_bound() -> None:
+    per = 100 * FRAMES_PER_PHONEME
+    q = [pend(i, float(i), phonemes=100) for i in range(8)]
+    batch = EDFPolicy(max_batch=8, max_frames=3 * per + 1).select(q, 0.0)
+    assert len(batch) == 3
+    # A long anchor alone may exceed the bound: it must still run.
+    assert len(EDFPolicy(max_batch=8, max_frames=10).select(q, 0.0)) == 1
+
+
+def test_similar_lengths_grouped() -> None:
+    q = [pend(0, 0.0, 40), pend(1, 1.0, 400), pend(2, 2.0, 50), pend(3, 3.0, 8)]
+    batch = EDFPolicy(max_batch=8, length_ratio=2.0).select(q, 0.0)
+    assert [p.seq for p in batch] == [0, 2]
+
+
+def test_no_starvation_of_an_odd_length() -> None:
+    """A chunk that never fits others' groups runs once it is the earliest due."""
+    policy = EDFPolicy(max_batch=4, length_ratio=1.5)
+    queue = [pend(0, 10.0, 500)]
+    seq = 1
+    for step in range(50):
+        queue += [pend(seq, float(step), 20), pend(seq + 1, float(step), 22)]
+        seq += 2
+        batch = policy.select(queue, float(step))
+        queue = [p for p in queue if p not in batch]
+        if any(p.seq == 0 for p in batch):
+            assert step <= 11
+            return
+    pytest.fail("the long chunk starved")
+
+
+def test_fifo_takes_one_in_arrival_order() -> None:
+    q = [pend(2, 0.0), pend(1, 9.0)]
+    assert [p.seq for p in FIFOPolicy().select(q, 0.0)] == [1]
+
+
+def test_bad_bounds_refused() -> None:
+    with pytest.raises(ValueError):
+        EDFPolicy(max_batch=0)
+    with pytest.raises(ValueError):
+        EDFPolicy(length_ratio=0.5)

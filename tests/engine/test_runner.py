@@ -1,0 +1,89 @@
+"""The model runner on the tiny model: batched requests, dtypes, warm-up, through the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from realtime.engine.engine import Engine
+from realtime.engine.model import KModel
+from realtime.engine.policy import EDFPolicy
+from realtime.engine.registry import LoadedModel
+from realtime.engine.request import ChunkRequest
+from realtime.engine.runner import ModelRunner
+from realtime.engine.voices import VoiceLibrary
+from realtime.errors import ConfigError, InputError, VoiceError
+from tests.conftest import tiny_model
+
+
+@pytest.fixture(scope="module")
+def lm() -> LoadedModel:
+    model: KModel = tiny_model(seed=4)
+    with torch.no_grad():
+        model.decoder.generator.conv_post.weight_g.mul_(0.05)
+    g = torch.Generator().manual_seed(0)
+    voices = VoiceLibrary({"a": torch.randn(510, 1, 32, generator=g),
+                           "b": torch.randn(510, 1, 32, generator=g)}, style_width=32)
+    return LoadedModel("tiny", Path("."), model, voices, "a")
+
+
+# Only symbols of the tiny vocab.
+TEXTS = ["hɛlo.", "ðə kwɪk baʊn fɑks", "a", "sʌmtɪŋ lɑŋə ðæn ðə ʌðəz, wɪð ə kɑmə ænd mɔ wədz."]
+
+
+def reqs(texts: list[str]) -> list[ChunkRequest]:
+    return [ChunkRequest("s", f"c{i}", t, "a" if i % 2 else "b", 0.0, speed=1.0 + 0.1 * i)
+            for i, t in enumerate(texts)]
+
+
+def test_batch_equals_one_by_one(lm: LoadedModel) -> None:
+    rs = reqs(TEXTS)
+    runner = ModelRunner(lm, decoder_batch=None)
+    together = runner.run(rs)
+    for r, (audio, durations) in zip(rs, together, strict=True):
+        alone_audio, alone_dur = runner.run([r])[0]
+        assert np.array_equal(durations, alone_dur)
+        assert audio.dtype == np.float32
+        assert np.abs(audio - alone_audio).max() <= 1e-4
+
+
+def test_prepare_validates(lm: LoadedModel) -> None:
+    runner = ModelRunner(lm)
+    with pytest.raises(InputError, match="'Q'"):
+        runner.prepare(ChunkRequest("s", "c", "hQ", "a", 0.0))
+    with pytest.raises(VoiceError):
+        runner.prepare(ChunkRequest("s", "c", "hɛlo", "nobody", 0.0))
+    with pytest.raises(InputError):
+        runner.prepare(ChunkRequest("s", "c", "hɛlo", "a", 0.0, speed=0.0))
+
+
+def test_bfloat16_autocast_close_to_float32(lm: LoadedModel) -> None:
+    """The half-precision path (CUDA's float16 in production) exercised on the CPU."""
+    (r,) = [x for x in reqs(TEXTS) if x.context == "c1"]
+    ref, _ = ModelRunner(lm).run([r])[0]
+    got, _ = ModelRunner(lm, dtype="bfloat16").run([r])[0]
+    assert got.shape == ref.shape and np.isfinite(got).all()
+    corr = float(np.corrcoef(ref, got)[0, 1])
+    assert corr > 0.9
+
+
+def test_dtype_checked(lm: LoadedModel) -> None:
+    with pytest.raises(ConfigError):
+        ModelRunner(lm, dtype="float16")  # CPU
+    with pytest.raises(ConfigError):
+        ModelRunner(lm, dtype="int4")  # type: ignore[arg-type]
+
+
+def test_engine_with_model(lm: LoadedModel) -> None:
+    eng = Engine(ModelRunner(lm), EDFPolicy(max_batch=4))
+    eng.start()  # with warm-up
+    try:
+        futs = [eng.submit(r) for r in reqs(TEXTS)[:2]]
+        out = [f.result(60) for f in futs]
+        assert all(o.audio.size == int(o.durations.sum()) * lm.model.config.frame_samples
+                   for o in out)
+    finally:
+        eng.stop()
