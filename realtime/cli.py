@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from realtime.errors import RealtimeError
+from realtime.errors import ConfigError, RealtimeError
 
 if TYPE_CHECKING:
     from realtime.engine.registry import LoadedModel
@@ -47,12 +47,27 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="draw the harmonic-source noise from this seed (default: noise off)")
     _model_args(say)
 
-    bench = sub.add_parser("bench", help="single-stream speed: ours vs onnxruntime, same input")
-    bench.add_argument("--text", default=None, help="English text to synthesise")
-    bench.add_argument("--repeats", type=int, default=5)
+    bench = sub.add_parser(
+        "bench", help="engine throughput and latency at several concurrencies: sequential, "
+                      "batched and onnxruntime on the same chunks (--single: one utterance)")
+    bench.add_argument("--concurrency", default="1,2,4,8,16",
+                       help="comma-separated session counts (default 1,2,4,8,16)")
+    bench.add_argument("--chunks", type=int, default=2, help="chunks per session (default 2)")
+    bench.add_argument("--decoder-batch", type=int, default=None,
+                       help="items per decoder pass in batched mode (default: the engine's "
+                            "setting for the device)")
+    bench.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime baseline")
+    bench.add_argument("--png", type=Path, default=Path("bench.png"),
+                       help="plot to write (default bench.png)")
+    bench.add_argument("--single", action="store_true",
+                       help="single-stream comparison only: one utterance, repeated")
+    bench.add_argument("--text", default=None, help="English text (--single)")
+    bench.add_argument("--repeats", type=int, default=5, help="runs to take the median of "
+                                                              "(--single)")
     bench.add_argument("--voice", default=None)
-    bench.add_argument("--speed", type=float, default=1.0)
-    bench.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    bench.add_argument("--speed", type=float, default=1.0, help="(--single)")
+    bench.add_argument("--json", type=Path, default=None,
+                       help="write the figures as JSON (default bench.json without --single)")
     _model_args(bench)
 
     models = sub.add_parser("models", help="list the registered weight sets")
@@ -115,10 +130,30 @@ def _say(args: argparse.Namespace, lm: LoadedModel) -> int:
 def _bench(args: argparse.Namespace, lm: LoadedModel) -> int:
     import torch
 
+    threads = args.threads or torch.get_num_threads()
+    if not args.single:
+        from realtime.bench_engine import SENTENCES, engine_report, run_engine_bench, write_outputs
+        from realtime.engine.runner import default_decoder_batch
+
+        try:
+            levels = [int(c) for c in args.concurrency.split(",")]
+        except ValueError as exc:
+            raise ConfigError(f"--concurrency takes numbers like 1,2,4: {exc}") from exc
+        if not levels or min(levels) < 1 or args.chunks < 1:
+            raise ConfigError("--concurrency and --chunks must be at least 1")
+        sentences = [_phonemize(t, "en-us") for t in SENTENCES]
+        decoder_batch = args.decoder_batch or default_decoder_batch(lm.device)
+        result = run_engine_bench(lm, sentences, levels, args.chunks, threads, decoder_batch,
+                                  args.voice, args.cache_dir, onnx=not args.no_onnx)
+        print(engine_report(result))
+        json_path = args.json or Path("bench.json")
+        write_outputs(result, json_path, args.png)
+        print(f"wrote {json_path} and {args.png}", file=sys.stderr)
+        return 0
+
     from realtime.bench import DEFAULT_TEXT, bench_single_stream, report, write_json
 
     phonemes = _phonemize(args.text or DEFAULT_TEXT, "en-us")
-    threads = args.threads or torch.get_num_threads()
     result = bench_single_stream(lm, phonemes, args.voice or lm.default_voice, args.speed,
                                  args.repeats, threads, args.cache_dir)
     print(report(result))

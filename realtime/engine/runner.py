@@ -24,6 +24,16 @@ _DTYPES: dict[str, torch.dtype] = {"bfloat16": torch.bfloat16, "float16": torch.
 WARM_UP_PHONEMES = ("hˈɛlO.", "ðɪs ɪz ə wˈɔɹm ˈʌp sˈɛntəns, ʤˈʌst tə ɡˈɛt ðə kˈɛɹnᵊlz ɹˈɛdi.")
 
 
+def default_decoder_batch(device: torch.device) -> int | None:
+    """Items per decoder pass, by device, from measurement (docs/engine.md).
+
+    On the CPU the decoder is compute-bound and its activations outgrow the caches: batching it
+    costs more per item than it saves, so items are decoded one by one (the batch still shares
+    the scheduling and the text side). A GPU takes the whole batch in one pass.
+    """
+    return 1 if device.type == "cpu" else None
+
+
 class Runner(Protocol):
     def prepare(self, request: ChunkRequest) -> None:
         """Validate a request before it is queued (raise InputError / VoiceError)."""

@@ -1,0 +1,238 @@
+"""``realtime bench``: the engine under load, sequential vs batched, with onnxruntime as the
+baseline, all in one run and on the same chunks.
+
+At concurrency C, C simulated sessions each send ``chunks`` chunks one after another (the next
+once the previous one's audio is back) with the deadlines a streaming session would give them:
+the first chunk due now, each later one when the audio before it would run out. The same
+workload runs through the same engine loop three ways:
+
+- ``sequential``: one chunk at a time, in arrival order (what a pool of single-stream workers
+  on the same cores would do);
+- ``batched``: earliest deadline first, batches of up to C chunks;
+- ``onnxruntime``: the int8 ONNX export of the same weights, one chunk at a time.
+
+Throughput is audio seconds per wall second; latency is from submit to audio, per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from realtime.engine.embedded import embedded_onnx_path
+from realtime.engine.engine import Engine
+from realtime.engine.policy import EDFPolicy, FIFOPolicy, Policy
+from realtime.engine.registry import LoadedModel
+from realtime.engine.request import ChunkRequest
+from realtime.engine.runner import ModelRunner, Runner
+
+log = logging.getLogger("realtime.bench")
+
+# What agents say: short acknowledgements to long explanations (the sizes vary on purpose).
+SENTENCES = (
+    "Sure, I can help with that.",
+    "Your order shipped this morning and should arrive on Thursday before noon.",
+    "Okay.",
+    "Let me look that up for you, it will only take a moment while I check our records.",
+    "The appointment is confirmed for the fourteenth at half past ten, and a reminder will be "
+    "sent to your phone the day before, so there is nothing else you need to do right now.",
+    "Is there anything else I can do for you today?",
+    "Thanks for waiting.",
+    "I found three flights that match, the cheapest leaves at seven in the evening.",
+)
+
+
+class OnnxRunner:
+    """The ONNX export under onnxruntime, one chunk at a time, behind the engine's Runner face."""
+
+    def __init__(self, lm: LoadedModel, threads: int, cache_dir: Path | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.lm = lm
+        self.session = ort.InferenceSession(str(embedded_onnx_path(cache_dir)), sess_options=opts,
+                                            providers=["CPUExecutionProvider"])
+
+    def prepare(self, request: ChunkRequest) -> None:
+        self.lm.model.phonemes_to_ids(request.phonemes)
+
+    def run(self, batch: Sequence[ChunkRequest]) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for r in batch:
+            ids = self.lm.model.phonemes_to_ids(r.phonemes)
+            style = self.lm.voices.style(r.voice, len(ids)).reshape(1, -1).numpy()
+            feed = {"tokens": np.array([[0, *ids, 0]], dtype=np.int64),
+                    "style": style.astype(np.float32),
+                    "speed": np.array([r.speed], dtype=np.float32)}
+            audio = self.session.run(None, feed)[0].ravel().astype(np.float32)
+            out.append((audio, np.zeros(len(ids) + 2, dtype=np.int64)))
+        return out
+
+    def warm_up(self) -> None:
+        self.run([ChunkRequest("warm-up", "warm-up", "hˈɛlO.", self.lm.default_voice, 0.0)])
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One mode at one concurrency."""
+
+    mode: str
+    concurrency: int
+    chunks: int
+    audio_s: float
+    wall_s: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    first_p50_ms: float
+    first_p95_ms: float
+    first_max_waited_batches: int
+    mean_batch: float
+
+    @property
+    def throughput(self) -> float:
+        return self.audio_s / self.wall_s
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__} | {"throughput": self.throughput}
+
+
+async def _level(engine: Engine, mode: str, concurrency: int, chunks: int,
+                 phonemes: Sequence[str], voice: str) -> Level:
+    clock = engine.clock
+    latencies: list[float] = []
+    firsts: list[float] = []
+    waited: list[int] = []
+    batches: list[int] = []
+    audio = 0.0
+
+    async def session(i: int) -> None:
+        nonlocal audio
+        deadline = clock()
+        for k in range(chunks):
+            text = phonemes[(i * chunks + k) % len(phonemes)]
+            req = ChunkRequest(f"s{i}", "c", text, voice, deadline, chunk_id=k)
+            t0 = clock()
+            res = await engine.synthesize(req)
+            t1 = clock()
+            latencies.append(t1 - t0)
+            batches.append(res.batch_size)
+            if k == 0:
+                firsts.append(t1 - t0)
+                waited.append(res.waited_batches)
+            audio += res.audio_s
+            deadline = max(deadline, t1) + res.audio_s  # when this session's audio runs out
+
+    start = clock()
+    await asyncio.gather(*(session(i) for i in range(concurrency)))
+    wall = clock() - start
+    ms = 1000.0
+    return Level(mode, concurrency, concurrency * chunks, audio, wall,
+                 float(np.percentile(latencies, 50)) * ms, float(np.percentile(latencies, 95)) * ms,
+                 float(np.percentile(firsts, 50)) * ms, float(np.percentile(firsts, 95)) * ms,
+                 max(waited), float(np.mean(batches)))
+
+
+def run_engine_bench(lm: LoadedModel, phonemes: Sequence[str], concurrency: Sequence[int],
+                     chunks: int, threads: int, decoder_batch: int | None,
+                     voice: str | None = None, cache_dir: Path | None = None,
+                     onnx: bool = True) -> dict[str, object]:
+    torch.set_num_threads(threads)
+    voice = voice or lm.default_voice
+    modes: list[tuple[str, Runner, Policy | None]] = [
+        ("sequential", ModelRunner(lm, decoder_batch=1), FIFOPolicy()),
+        ("batched", ModelRunner(lm, decoder_batch=decoder_batch), None),
+    ]
+    if onnx:
+        modes.append(("onnxruntime", OnnxRunner(lm, threads, cache_dir), FIFOPolicy()))
+    levels: list[Level] = []
+    for mode, runner, policy in modes:
+        for c in concurrency:
+            engine = Engine(runner, policy or EDFPolicy(max_batch=c))
+            engine.start(warm_up=c == concurrency[0])
+            try:
+                level = asyncio.run(_level(engine, mode, c, chunks, phonemes, voice))
+            finally:
+                engine.stop()
+            log.info("%s at %d: %.2f audio-s/s, first audio p95 %.0f ms", mode, c,
+                     level.throughput, level.first_p95_ms)
+            levels.append(level)
+    return {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "device": str(lm.device), "threads": threads,
+                    "torch": torch.__version__},
+        "model": lm.name, "voice": voice, "chunks_per_session": chunks,
+        "decoder_batch": decoder_batch, "sentences": len(phonemes),
+        "mean_chunk_audio_s": sum(lv.audio_s for lv in levels) / sum(lv.chunks for lv in levels),
+        "levels": [lv.as_dict() for lv in levels],
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def engine_report(result: dict[str, object]) -> str:
+    levels = result["levels"]
+    assert isinstance(levels, list)
+    lines = [f"{'mode':<12} {'C':>3} {'audio-s/s':>9} {'lat p50':>8} {'lat p95':>8} "
+             f"{'first p95':>9} {'waited':>6} {'batch':>5}"]
+    for lv in levels:
+        lines.append(f"{lv['mode']:<12} {lv['concurrency']:>3} {lv['throughput']:>9.2f} "
+                     f"{lv['latency_p50_ms']:>7.0f}ms {lv['latency_p95_ms']:>7.0f}ms "
+                     f"{lv['first_p95_ms']:>8.0f}ms {lv['first_max_waited_batches']:>6} "
+                     f"{lv['mean_batch']:>5.1f}")
+    return "\n".join(lines)
+
+
+def write_outputs(result: dict[str, object], json_path: Path, png_path: Path | None) -> None:
+    json_path.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    if png_path is None:
+        return
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = result["levels"]
+    assert isinstance(levels, list)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for mode in dict.fromkeys(lv["mode"] for lv in levels):
+        rows = [lv for lv in levels if lv["mode"] == mode]
+        xs = [lv["concurrency"] for lv in rows]
+        ax1.plot(xs, [lv["throughput"] for lv in rows], marker="o", label=mode)
+        ax2.plot(xs, [lv["first_p95_ms"] for lv in rows], marker="o", label=f"{mode} first")
+        ax2.plot(xs, [lv["latency_p95_ms"] for lv in rows], marker="x", linestyle="--",
+                 label=f"{mode} all")
+    machine = result["machine"]
+    assert isinstance(machine, dict)
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({lv["concurrency"] for lv in levels}))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_xlabel("concurrent sessions")
+        ax.grid(alpha=0.3)
+    ax1.set_ylabel("audio seconds per second")
+    ax1.set_title("throughput")
+    ax2.set_ylabel("p95 latency per chunk (ms)")
+    ax2.set_yscale("log")
+    ax2.set_title("latency (first chunk / all chunks)")
+    ax1.legend()
+    ax2.legend(fontsize=7)
+    fig.suptitle(f"realtime bench: {result['model']} on {machine['device']}, "
+                 f"{machine['threads']} threads, {machine['cpus']} CPUs")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+
+
+__all__ = ["SENTENCES", "OnnxRunner", "engine_report", "run_engine_bench", "write_outputs"]

@@ -1,0 +1,38 @@
+"""The engine benchmark's harness on the tiny model (the figures come from the real model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from realtime.bench_engine import engine_report, run_engine_bench, write_outputs
+from realtime.engine.registry import LoadedModel
+from realtime.engine.voices import VoiceLibrary
+from tests.conftest import tiny_model
+
+
+@pytest.fixture(scope="module")
+def lm() -> LoadedModel:
+    voices = VoiceLibrary({"v": torch.randn(510, 1, 32)}, style_width=32)
+    return LoadedModel("tiny", Path("."), tiny_model(), voices, "v")
+
+
+def test_bench_levels_json_and_plot(lm: LoadedModel, tmp_path: Path) -> None:
+    result = run_engine_bench(lm, ["hɛlo.", "ðə kwɪk baʊn fɑks, ænd mɔ."], [1, 3], chunks=2,
+                              threads=1, decoder_batch=None, onnx=False)
+    levels = result["levels"]
+    assert isinstance(levels, list)
+    assert [(lv["mode"], lv["concurrency"]) for lv in levels] == [
+        ("sequential", 1), ("sequential", 3), ("batched", 1), ("batched", 3)]
+    for lv in levels:
+        assert lv["chunks"] == 2 * lv["concurrency"]
+        assert lv["audio_s"] > 0 and lv["throughput"] > 0
+        assert lv["latency_p95_ms"] >= lv["latency_p50_ms"] > 0
+    assert all(lv["mean_batch"] == 1.0 for lv in levels if lv["mode"] == "sequential")
+    assert "sequential" in engine_report(result)
+    write_outputs(result, tmp_path / "b.json", tmp_path / "b.png")
+    assert json.loads((tmp_path / "b.json").read_text())["levels"][0]["mode"] == "sequential"
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
