@@ -223,6 +223,8 @@ def _day_month(m: re.Match[str], out: _Out) -> None:
 def _slash(m: re.Match[str], out: _Out) -> None:
     a, b, year = int(m.group(1)), int(m.group(2)), m.group(3)
     month, day = (b, a) if out.language == "en-gb" else (a, b)
+    if month > 12 >= day:  # 31/12 in en-us, 12/31 in en-gb: only one reading is a date
+        month, day = day, month
     if not year and a < b and b in (2, 3, 4, 8, 16):
         words = num.fraction(a, b)
     elif 1 <= month <= 12 and 1 <= day <= 31:

@@ -34,6 +34,8 @@ CASES = [
     ("At 10:30am, 3pm, 7:05 and 9:00.",
      "At ten thirty A M three P M seven oh five and nine o'clock"),
     ("Add 1/2 cup, pages 10-20.", "Add one half cup pages ten to twenty"),
+    ("On 31/12/2024 and 12/25.",
+     "On December thirty first twenty twenty four and December twenty fifth"),
     # phone numbers, units
     ("Call 555-123-4567 now.",
      "Call five five five one two three four five six seven now"),
