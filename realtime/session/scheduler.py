@@ -83,7 +83,11 @@ _WORD_RE = re.compile(r"[^\W_]+")
 
 
 class TextScheduler:
-    """Per-context text buffer that decides when and where chunks end."""
+    """Per-context text buffer that decides when and where chunks end.
+
+    Not thread-safe: one per context, driven by one task. The ``Phonemizer`` it is given may
+    be shared by all of them. Offsets count Unicode code points (Python ``str`` indices).
+    """
 
     def __init__(self, phonemizer: Phonemizer, config: SchedulerConfig | None = None, *,
                  lexicon: Mapping[str, str] | None = None) -> None:
