@@ -31,9 +31,19 @@ class _WeightNormed(nn.Module):
         self.weight_g = nn.Parameter(_norm_except_dim0(v).clone())
         self.bias = nn.Parameter(torch.zeros(bias)) if bias is not None else None
 
+    _cached: tuple[tuple[int, ...], Tensor] | None = None
+
     @property
     def weight(self) -> Tensor:
-        return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
+        """The effective weight. Under inference mode it is computed once and kept until the
+        parameters change (in place, or moved), instead of on every call."""
+        if not torch.is_inference_mode_enabled():
+            return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
+        v, g = self.weight_v, self.weight_g
+        key = (v.data_ptr(), v._version, g.data_ptr(), g._version)
+        if self._cached is None or self._cached[0] != key:
+            self._cached = (key, v * (g / _norm_except_dim0(v)))
+        return self._cached[1]
 
 
 class WNConv1d(_WeightNormed):
@@ -76,8 +86,10 @@ class ChannelLayerNorm(nn.Module):
         return y.transpose(1, -1)
 
 
-def instance_norm(x: Tensor, pad: Tensor | None, eps: float = 1e-5) -> Tensor:
-    """Instance norm over time of ``x`` [B, C, T]; ``pad`` [B, 1, T] is ``True`` at padding.
+def instance_norm(x: Tensor, pad: Tensor | None, scale: Tensor | None = None,
+                  shift: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Instance norm over time of ``x`` [B, C, T], then ``* scale + shift`` ([B, C] each, per
+    row and channel) in the same kernel; ``pad`` [B, 1, T] is ``True`` at padding.
 
     With ``pad`` each row is normalised over its own real frames only, by the same kernel as
     when the row runs alone (so the result is the same to the bit, not just to rounding), and
@@ -85,10 +97,19 @@ def instance_norm(x: Tensor, pad: Tensor | None, eps: float = 1e-5) -> Tensor:
     models amplify past 1e-4; a GPU may still prefer it (fewer kernel launches).
     """
     if pad is None:
-        return F.instance_norm(x, eps=eps)
+        # Rows and channels are normalised independently, so [B, C, T] is [1, B*C, T], which
+        # lets the per-row scale and shift ride along as the norm's own weight and bias.
+        b, c, t = x.shape
+        y = F.instance_norm(x.reshape(1, b * c, t),
+                            weight=None if scale is None else scale.reshape(-1).to(x.dtype),
+                            bias=None if shift is None else shift.reshape(-1).to(x.dtype),
+                            eps=eps)
+        return y.view(b, c, t)
     out = torch.zeros_like(x)
-    for b, n in enumerate((~pad).sum(dim=-1).view(-1).tolist()):
-        out[b:b + 1, :, :n] = F.instance_norm(x[b:b + 1, :, :n], eps=eps)
+    for i, n in enumerate((~pad).sum(dim=-1).view(-1).tolist()):
+        out[i:i + 1, :, :n] = instance_norm(
+            x[i:i + 1, :, :n], None, None if scale is None else scale[i:i + 1],
+            None if shift is None else shift[i:i + 1], eps)
     return out
 
 
@@ -116,8 +137,8 @@ class AdaIN1d(nn.Module):
         self.fc = nn.Linear(style_dim, 2 * channels)
 
     def forward(self, x: Tensor, s: Tensor, pad: Tensor | None = None) -> Tensor:
-        gamma, beta = self.fc(s).unsqueeze(-1).chunk(2, dim=1)
-        return zero_pad((1 + gamma) * instance_norm(x, pad) + beta, pad)
+        gamma, beta = self.fc(s).chunk(2, dim=1)  # [B, C] each
+        return instance_norm(x, pad, scale=1 + gamma, shift=beta)
 
 
 class AdaLayerNorm(nn.Module):
