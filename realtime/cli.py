@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from realtime.errors import ConfigError, RealtimeError
+from realtime.errors import ConfigError, InputError, RealtimeError
 
 if TYPE_CHECKING:
     from realtime.engine.registry import LoadedModel
@@ -109,9 +109,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _phonemize(text: str, language: str) -> str:
-    from realtime.text.g2p import EspeakG2P
+    """The server's text path: normalise, G2P, cut into chunks (see docs/text.md)."""
+    from realtime.session.scheduler import TextScheduler
+    from realtime.text.phonemize import Phonemizer
 
-    return EspeakG2P(language)(text)
+    scheduler = TextScheduler(Phonemizer(language))
+    chunks = scheduler.push(text, 0.0) + scheduler.end(0.0)
+    phonemes = " ".join(c.phonemes for c in chunks if c.phonemes)
+    if not phonemes:
+        raise InputError("nothing to say: the text has no speakable words")
+    return phonemes
 
 
 def _say(args: argparse.Namespace, lm: LoadedModel) -> int:
