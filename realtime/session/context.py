@@ -1,0 +1,231 @@
+"""One context's state inside a session: its settings, text, chunks in flight, audio timeline.
+
+``SessionProtocol`` owns these; a ``Context`` knows nothing of frames or framings. It turns
+engine results into server messages in chunk order (results may come back out of order across
+a batch), keeps what was sent and spoken for ``cancelled``, and fires ``flushed``/``done`` once
+the last audio before them has gone out.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from realtime.codecs import StreamEncoder
+from realtime.codecs.twilio import TwilioFramer
+from realtime.engine.request import ChunkRequest, ChunkResult
+from realtime.errors import EngineBusy, EngineStopped, InputError, RealtimeError
+from realtime.session.alignment import word_timings
+from realtime.session.messages import ErrorCode, MessageId, ServerMessage, Timestamps
+from realtime.session.scheduler import Chunk, TextScheduler
+
+__all__ = ["Context", "ContextSettings", "Out", "StreamKind"]
+
+ENGINE_RATE = 24000  # the engine's output rate (realtime.engine.model.SAMPLE_RATE)
+FRAME_MS_ESTIMATE = 25.0  # Kokoro's duration frame, for the deadline estimate of queued chunks
+
+StreamKind = Literal["control", "audio"]
+# What a context hands its session: a message (or a Twilio dict) and whether it belongs to the
+# context's ordered audio stream ("audio") or may overtake it ("control").
+Out = tuple[ServerMessage | dict[str, Any], StreamKind]
+
+
+@dataclass(frozen=True, slots=True)
+class ContextSettings:
+    voice: str
+    speed: float
+    codec: str
+    sample_rate: int
+    frame_ms: int
+    language: str
+    timestamps: Timestamps
+    max_buffer_delay_ms: float
+
+
+@dataclass(slots=True)
+class _Slot:
+    """A chunk in chunk order, from the scheduler until its audio has been sent."""
+
+    chunk: Chunk
+    request: ChunkRequest | None  # None: nothing to say
+    outcome: ChunkResult | BaseException | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.request is None or self.outcome is not None
+
+
+@dataclass(slots=True)
+class _Marker:
+    upto: int  # fires once this many chunks have been delivered
+    kind: Literal["flush", "end"]
+    flush_id: MessageId | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Context:
+    """The state of one ``context_id`` (see the module doc)."""
+
+    id: str
+    settings: ContextSettings
+    scheduler: TextScheduler
+    audio: StreamEncoder | TwilioFramer
+    text: str = ""  # everything the client sent, as sent
+    ended: bool = False
+    first_text_at: float | None = None
+    first_audio_at: float | None = None
+    slots: deque[_Slot] = field(default_factory=deque)
+    created: int = 0  # chunks from the scheduler
+    delivered: int = 0
+    synthesised: int = 0  # chunks that had audio
+    voiced_chars: int = 0  # text offset up to which chunks have been delivered
+    seq: int = 0
+    frames_ms: float = 0.0  # audio sent (whole frames, on the timeline)
+    stream_in: int = 0  # engine samples pushed since the last encoder flush
+    stream_base_ms: float = 0.0  # timeline position of that flush
+    spoken: list[tuple[float, int]] = field(default_factory=list)  # (end_ms, char_end) per word
+    markers: deque[_Marker] = field(default_factory=deque)
+
+    @property
+    def buffered_chars(self) -> int:
+        return len(self.text) - self.voiced_chars
+
+    @property
+    def pending(self) -> list[ChunkRequest]:
+        return [s.request for s in self.slots if s.request is not None and s.outcome is None]
+
+    def add(self, chunk: Chunk, request: ChunkRequest | None) -> _Slot:
+        slot = _Slot(chunk, request)
+        self.slots.append(slot)
+        self.created += 1
+        return slot
+
+    def deadline(self, now: float) -> float:
+        """When the next chunk is needed: when the audio sent and queued so far runs out."""
+        queued_ms = sum(r.est_frames * FRAME_MS_ESTIMATE for r in self.pending)
+        if not self.slots and self.first_audio_at is None:
+            return now
+        start = self.first_audio_at if self.first_audio_at is not None else now
+        return start + (self.frames_ms + queued_ms) / 1000.0
+
+    def mark(self, kind: Literal["flush", "end"], flush_id: MessageId | None = None) -> None:
+        self.markers.append(_Marker(self.created, kind, flush_id))
+
+    def deliver(self, now: float) -> list[Out]:
+        """Messages for every chunk now deliverable in order, and the markers they release."""
+        out: list[Out] = []
+        while True:
+            while self.markers and self.markers[0].upto <= self.delivered:
+                out += self._fire(self.markers.popleft(), now)
+            if not self.slots or not self.slots[0].ready:
+                return out
+            out += self._chunk(self.slots.popleft(), now)
+            self.delivered += 1
+
+    @property
+    def finished(self) -> bool:
+        """``done`` has been sent: the session may forget this context."""
+        return self.ended and not self.markers and not self.slots
+
+    def cancelled(self, played_ms: float | None) -> dict[str, Any]:
+        """The fields of ``cancelled``: audio sent, and the text split where playback stopped."""
+        point = self.frames_ms if played_ms is None else min(played_ms, self.frames_ms)
+        cut = max((c for end, c in self.spoken if end <= point + 1e-6), default=0)
+        return {"audio_sent_ms": self.frames_ms, "text_spoken": self.text[:cut],
+                "text_unspoken": self.text[cut:]}
+
+    def _chunk(self, slot: _Slot, now: float) -> list[Out]:
+        chunk, result = slot.chunk, slot.outcome
+        self.voiced_chars = max(self.voiced_chars, chunk.char_end)
+        if isinstance(result, BaseException):
+            code: ErrorCode = ("overloaded" if isinstance(result, EngineBusy | EngineStopped)
+                               else "internal")
+            reason = result.reason if isinstance(result, RealtimeError) else type(result).__name__
+            return [({"type": "error", "code": code, "context_id": self.id,
+                      "message": f"chunk {chunk.index} was not synthesised: {reason}"},
+                     "control")]
+        if result is None:
+            return []
+        out: list[Out] = []
+        offset = self.stream_base_ms + self.stream_in * 1000.0 / ENGINE_RATE
+        try:
+            timings = word_timings(chunk, [int(d) for d in result.durations], offset)
+        except InputError:
+            timings = []
+        self.spoken += [(t.end_ms, t.char_end) for t in timings]
+        if self.settings.timestamps == "word":
+            out.append(({"type": "alignment", "context_id": self.id, "chunk": chunk.index,
+                         "words": [{"word": t.word, "start_ms": round(t.start_ms, 1),
+                                    "end_ms": round(t.end_ms, 1), "char_start": t.char_start,
+                                    "char_end": t.char_end} for t in timings]}, "audio"))
+        samples = np.asarray(result.audio, dtype=np.float32)
+        out += self._push(samples, f"{self.id}:{chunk.index}", now)
+        self.stream_in += len(samples)
+        self.synthesised += 1
+        audio_ms = len(samples) * 1000.0 / ENGINE_RATE
+        metrics: dict[str, Any] = {
+            "type": "metrics", "context_id": self.id, "chunk": chunk.index, "text": chunk.text,
+            "queued_ms": round(result.queued_s * 1000.0, 2),
+            "inference_ms": round(result.inference_s * 1000.0, 2),
+            "batch_size": result.batch_size, "audio_ms": round(audio_ms, 2),
+            "rtf": round(result.inference_s * 1000.0 / audio_ms, 4) if audio_ms else 0.0,
+        }
+        if self.synthesised == 1 and self.first_audio_at is not None:
+            start = self.first_text_at if self.first_text_at is not None else now
+            metrics["first_audio_ms"] = round((self.first_audio_at - start) * 1000.0, 2)
+        out.append((metrics, "audio"))
+        return out
+
+    def _push(self, samples: np.ndarray, mark: str, now: float) -> list[Out]:
+        if isinstance(self.audio, TwilioFramer):
+            before = self.audio.encoder.frames_out
+            twilio = self.audio.push_chunk(samples, mark)
+            return self._twilio(twilio, before, now)
+        return self._frames(self.audio.push(samples), now)
+
+    def _flush_audio(self, now: float) -> list[Out]:
+        if isinstance(self.audio, TwilioFramer):
+            before = self.audio.encoder.frames_out
+            out = self._twilio(self.audio.flush(), before, now)
+            frames_out = self.audio.encoder.frames_out
+        else:
+            out = self._frames(self.audio.flush(), now)
+            frames_out = self.audio.frames_out
+        self.stream_base_ms = frames_out * self.settings.frame_ms
+        self.stream_in = 0
+        return out
+
+    def _frames(self, frames: list[Any], now: float) -> list[Out]:
+        out: list[Out] = []
+        for f in frames:
+            out.append(({"type": "audio", "context_id": self.id, "seq": self.seq,
+                         "offset_ms": f.offset_ms, "duration_ms": f.duration_ms,
+                         "data": f.data}, "audio"))
+            self._sent(f.duration_ms, now)
+        return out
+
+    def _twilio(self, messages: list[Any], before: int, now: float) -> list[Out]:
+        sent = (self.audio.encoder.frames_out - before) if isinstance(
+            self.audio, TwilioFramer) else 0
+        for _ in range(sent):
+            self._sent(self.settings.frame_ms, now)
+        return [(dict(m), "audio") for m in messages]
+
+    def _sent(self, duration_ms: float, now: float) -> None:
+        if self.first_audio_at is None:
+            self.first_audio_at = now
+        self.seq += 1
+        self.frames_ms += duration_ms
+
+    def _fire(self, marker: _Marker, now: float) -> list[Out]:
+        out = self._flush_audio(now)
+        if marker.kind == "flush":
+            out.append(({"type": "flushed", "context_id": self.id,
+                         "flush_id": marker.flush_id}, "audio"))
+        else:
+            out.append(({"type": "done", "context_id": self.id, "audio_ms": self.frames_ms,
+                         "chunks": self.synthesised}, "audio"))
+        return out

@@ -1,0 +1,456 @@
+"""The session protocol of v1, Sans-I/O: frames and engine results in, actions out.
+
+``SessionProtocol`` is one WebSocket session's state machine. It does no I/O, starts no task and
+imports no torch; the clock is passed in (seconds, ``time.monotonic()``). The endpoint pumps:
+
+- each frame received -> ``receive(frame, now)``; each engine outcome ->
+  ``chunk_done(request, result_or_exception, now)``; at ``next_deadline()`` -> ``poll(now)``;
+  the socket gone -> ``connection_lost()``;
+- after each call it executes ``actions()`` in order: ``Send`` (write a frame; ``kind``
+  ``"control"`` may overtake queued ``"audio"`` frames), ``Submit`` (give the chunk to the
+  engine), ``CancelChunks`` (cancel the engine's chunks of that context and drop the context's
+  ``"audio"`` Sends not yet written), ``Close`` (close the socket with the code).
+
+See docs/protocol.md for the wire contract this implements.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from realtime.codecs import CODECS, SAMPLE_RATES, StreamEncoder, make_encoder
+from realtime.codecs.twilio import TWILIO_RATE, TwilioFramer
+from realtime.engine.request import ChunkRequest, ChunkResult
+from realtime.errors import RealtimeError
+from realtime.session.context import Context, ContextSettings, StreamKind
+from realtime.session.messages import (
+    CLOSE_INTERNAL,
+    CLOSE_POLICY,
+    PROTOCOL_VERSION,
+    ClientMessage,
+    ErrorCode,
+    FrameError,
+    Framing,
+    Limits,
+    MessageError,
+    ServerMessage,
+    StartMessage,
+    Timestamps,
+    decode_frame,
+    encode,
+    parse_client,
+)
+from realtime.session.scheduler import Chunk, SchedulerConfig, TextScheduler
+from realtime.text.phonemize import Phonemizer
+
+__all__ = ["Action", "CancelChunks", "Close", "Send", "SessionProtocol", "SessionSettings",
+           "Submit"]
+
+_LOG = logging.getLogger("realtime.session")
+_BLEND_TERM = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\(\s*[0-9]*\.?[0-9]+\s*\))?\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """Server-side settings of every session, and the defaults a query or ``start`` overrides."""
+
+    voices: tuple[str, ...] = ("af_heart",)
+    voice: str = "af_heart"
+    speed: float = 1.0
+    codec: str = "opus"
+    sample_rate: int = 24000
+    frame_ms: int = 20
+    language: str = "en-us"
+    timestamps: Timestamps = "word"
+    framing: Framing = "msgpack"
+    limits: Limits = field(default_factory=Limits)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    opus_bitrate: int | None = None
+    opus_complexity: int = 9
+    seed: int | None = None  # passed to every ChunkRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Write ``frame`` (bytes: a binary frame; str: a text frame)."""
+
+    frame: bytes | str
+    kind: StreamKind
+    context_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    request: ChunkRequest
+
+
+@dataclass(frozen=True, slots=True)
+class CancelChunks:
+    """Cancel the engine's chunks of (session, context) and drop its unwritten audio Sends."""
+
+    session: str
+    context_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    code: int
+    reason: str
+
+
+Action = Send | Submit | CancelChunks | Close
+
+
+class SessionProtocol:
+    """One session (see the module doc). ``ready`` is queued on construction.
+
+    ``phonemizer(language)`` gives the shared ``Phonemizer`` of a language (the caller caches
+    them); ``check_voice(spec)`` raises a ``RealtimeError`` for a voice the engine cannot use
+    (default: every name of a ``+``-blend must be in ``settings.voices``). ``query`` holds the
+    connection's query parameters; a bad one is answered by ``error`` and close 1008.
+    """
+
+    def __init__(self, settings: SessionSettings, session_id: str, *,
+                 phonemizer: Callable[[str], Phonemizer],
+                 check_voice: Callable[[str], None] | None = None,
+                 query: Mapping[str, str] | None = None, now: float = 0.0) -> None:
+        self.session_id = session_id
+        self._phonemizer = phonemizer
+        self._check_voice = check_voice or self._voice_in_list
+        self._limits = settings.limits
+        self._actions: list[Action] = []
+        self._contexts: dict[str, Context] = {}
+        self._inflight: dict[int, tuple[Context, Any]] = {}
+        self._next_chunk_id = 0
+        self._framing_set = False
+        self._tokens = float(self._limits.rate_burst)
+        self._refill_at = now
+        self._refused = 0
+        self.closed = False
+        self._log = logging.LoggerAdapter(_LOG, {"session_id": session_id})
+        self.settings = settings
+        self.framing: Framing = settings.framing
+        try:
+            self.settings = self._with_query(settings, query or {})
+        except MessageError as e:
+            self._error(e.code, f"query: {e.reason}")
+            self._close(CLOSE_POLICY, "bad query parameter")
+            return
+        self.framing = self.settings.framing
+        self._send(self._ready(), "control")
+
+    # the endpoint's calls
+
+    def actions(self) -> list[Action]:
+        """The actions queued since the last call, in order (the queue is emptied)."""
+        out, self._actions = self._actions, []
+        return out
+
+    def receive(self, frame: bytes | str, now: float) -> None:
+        """One WebSocket message from the client."""
+        if self.closed:
+            return
+        if not self._framing_set:
+            self._framing_set = True
+            if self.framing != "twilio":
+                self.framing = "msgpack" if isinstance(frame, bytes) else "json"
+        try:
+            value = decode_frame(frame, self._limits.max_message_bytes)
+        except FrameError as e:
+            self._close(e.close_code, e.reason)
+            return
+        if not self._allow(now):
+            return
+        try:
+            self._handle(parse_client(value, self._limits), now)
+        except MessageError as e:
+            self._error(e.code, e.reason, e.context_id)
+        except RealtimeError as e:  # e.g. an unknown phoneme symbol from the scheduler
+            self._error("bad_value", e.reason, _context_of(value))
+        except Exception:  # a bug: say so and end this session only
+            self._log.exception("session failed on a client message")
+            self._error("internal", "internal error")
+            self._close(CLOSE_INTERNAL, "internal error")
+
+    def chunk_done(self, request: ChunkRequest, outcome: ChunkResult | BaseException,
+                   now: float) -> None:
+        """The engine's answer for a submitted chunk (a result, or the exception it raised)."""
+        entry = self._inflight.pop(request.chunk_id, None)
+        if entry is None or self.closed:
+            return  # cancelled, or its context is gone
+        ctx, slot = entry
+        slot.outcome = outcome
+        self._deliver(ctx, now)
+
+    def poll(self, now: float) -> None:
+        """Timers: text that waited ``max_buffer_delay_ms`` becomes a chunk."""
+        if self.closed:
+            return
+        for ctx in list(self._contexts.values()):
+            self._schedule(ctx, ctx.scheduler.poll(now), now)
+
+    def next_deadline(self) -> float | None:
+        """When ``poll`` is next due (same clock as ``now``), or None."""
+        times = [t for c in self._contexts.values()
+                 if (t := c.scheduler.next_deadline()) is not None]
+        return min(times, default=None)
+
+    def connection_lost(self) -> None:
+        """The socket is gone: cancel every context's engine work; nothing more is sent."""
+        for ctx in list(self._contexts.values()):
+            self._drop(ctx)
+        self.closed = True
+
+    @property
+    def contexts(self) -> tuple[str, ...]:
+        return tuple(self._contexts)
+
+    # client messages
+
+    def _handle(self, msg: ClientMessage, now: float) -> None:
+        if msg["type"] == "ping":
+            self._send({"type": "pong", "id": msg.get("id")}, "control")
+            return
+        cid = msg["context_id"]
+        if msg["type"] == "cancel":
+            self._cancel(cid, msg.get("played_ms"))
+            return
+        if msg["type"] == "start":
+            if cid in self._contexts:
+                raise MessageError("bad_value", f"context {cid!r} is already open", cid)
+            self._open(cid, msg, now)
+            return
+        ctx = self._contexts.get(cid) or self._open(cid, {"type": "start", "context_id": cid},
+                                                    now)
+        if ctx.ended:
+            raise MessageError("bad_value", f"context {cid!r} has ended", cid)
+        if msg["type"] == "text":
+            text = msg["text"]
+            if ctx.buffered_chars + len(text) > self._limits.max_buffered_chars:
+                raise MessageError("too_long", f"context {cid!r} would buffer more than "
+                                   f"{self._limits.max_buffered_chars} characters", cid)
+            if ctx.first_text_at is None and text.strip():
+                ctx.first_text_at = now
+            chunks = ctx.scheduler.push(text, now)
+            ctx.text += text
+            self._schedule(ctx, chunks, now)
+        elif msg["type"] == "phonemes":
+            chunks = ctx.scheduler.push_phonemes(msg["phonemes"], now)
+            if ctx.first_text_at is None:
+                ctx.first_text_at = now
+            self._schedule(ctx, chunks, now)
+        elif msg["type"] == "flush":
+            self._schedule(ctx, ctx.scheduler.flush(now), now)
+            ctx.mark("flush", msg.get("flush_id"))
+            self._deliver(ctx, now)
+        elif msg["type"] == "update":
+            voice, speed = msg.get("voice", ctx.settings.voice), msg.get("speed")
+            self._voice(voice, cid)
+            ctx.settings = replace(ctx.settings, voice=voice,
+                                   speed=ctx.settings.speed if speed is None else speed)
+        elif msg["type"] == "end":
+            self._schedule(ctx, ctx.scheduler.end(now), now)
+            ctx.ended = True
+            ctx.mark("end")
+            self._deliver(ctx, now)
+
+    def _open(self, cid: str, msg: StartMessage, now: float) -> Context:
+        if len(self._contexts) >= self._limits.max_contexts:
+            raise MessageError("too_many_contexts", f"at most {self._limits.max_contexts} "
+                               "contexts may be open at once", cid)
+        s = self.settings
+        codec = msg.get("codec", s.codec)
+        settings = ContextSettings(
+            voice=msg.get("voice", s.voice), speed=msg.get("speed", s.speed), codec=codec,
+            sample_rate=msg.get("sample_rate", _rate_for(codec, s.sample_rate)),
+            frame_ms=msg.get("frame_ms", s.frame_ms), language=msg.get("language", s.language),
+            timestamps=msg.get("timestamps", s.timestamps),
+            max_buffer_delay_ms=msg.get("max_buffer_delay_ms",
+                                        s.scheduler.max_buffer_delay_ms))
+        self._voice(settings.voice, cid)
+        audio = self._audio(settings, cid)
+        if settings.language not in Phonemizer.languages():
+            raise MessageError("bad_value", f"language must be one of "
+                               f"{', '.join(Phonemizer.languages())}", cid)
+        config = replace(s.scheduler, max_buffer_delay_ms=settings.max_buffer_delay_ms)
+        ctx = Context(cid, settings, TextScheduler(self._phonemizer(settings.language), config),
+                      audio)
+        self._contexts[cid] = ctx
+        return ctx
+
+    def _audio(self, c: ContextSettings, cid: str) -> StreamEncoder | TwilioFramer:
+        if self.framing == "twilio":
+            if (c.codec, c.sample_rate) != ("mulaw", TWILIO_RATE):
+                raise MessageError("bad_value", "twilio framing needs mulaw at 8000 Hz", cid)
+            try:
+                return TwilioFramer(frame_ms=c.frame_ms)
+            except RealtimeError as e:
+                raise MessageError("bad_value", e.reason, cid) from e
+        try:
+            return make_encoder(c.codec, c.sample_rate, c.frame_ms,
+                                bitrate=self.settings.opus_bitrate,
+                                complexity=self.settings.opus_complexity)
+        except RealtimeError as e:
+            raise MessageError("bad_value", e.reason, cid) from e
+
+    def _voice(self, voice: str, cid: str | None) -> None:
+        try:
+            self._check_voice(voice)
+        except RealtimeError as e:
+            raise MessageError("unknown_voice", e.reason, cid) from e
+
+    def _voice_in_list(self, spec: str) -> None:
+        for term in spec.split("+"):
+            m = _BLEND_TERM.match(term)
+            if m is None or m.group(1) not in self.settings.voices:
+                raise MessageError("unknown_voice", f"unknown voice {spec[:64]!r}")
+
+    def _cancel(self, cid: str, played_ms: float | None) -> None:
+        ctx = self._contexts.get(cid)
+        if ctx is None:
+            fields: dict[str, Any] = {"audio_sent_ms": 0.0, "text_spoken": "",
+                                      "text_unspoken": ""}
+        else:
+            self._drop(ctx)
+            if isinstance(ctx.audio, TwilioFramer):
+                self._send(dict(ctx.audio.clear()), "control", cid)
+            else:
+                ctx.audio.reset()
+            fields = ctx.cancelled(played_ms)
+        self._send({"type": "cancelled", "context_id": cid, **fields}, "control", cid)
+
+    def _drop(self, ctx: Context) -> None:
+        """Forget a context now: its results will be ignored, the engine told to cancel."""
+        for request in ctx.pending:
+            self._inflight.pop(request.chunk_id, None)
+        self._contexts.pop(ctx.id, None)
+        self._actions.append(CancelChunks(self.session_id, ctx.id))
+
+    # chunks and audio
+
+    def _schedule(self, ctx: Context, chunks: list[Chunk], now: float) -> None:
+        for chunk in chunks:
+            if not chunk.phonemes:
+                ctx.add(chunk, None)
+                continue
+            request = ChunkRequest(
+                session=self.session_id, context=ctx.id, phonemes=chunk.phonemes,
+                voice=ctx.settings.voice, deadline=ctx.deadline(now), speed=ctx.settings.speed,
+                seed=self.settings.seed, chunk_id=self._next_chunk_id)
+            self._next_chunk_id += 1
+            self._inflight[request.chunk_id] = (ctx, ctx.add(chunk, request))
+            self._actions.append(Submit(request))
+        if chunks:
+            self._deliver(ctx, now)
+
+    def _deliver(self, ctx: Context, now: float) -> None:
+        for message, kind in ctx.deliver(now):
+            self._send(message, kind, ctx.id)
+        if ctx.finished and self._contexts.get(ctx.id) is ctx:
+            del self._contexts[ctx.id]
+
+    # output
+
+    def _send(self, message: ServerMessage | dict[str, Any], kind: StreamKind,
+              context_id: str | None = None) -> None:
+        if not self.closed:
+            self._actions.append(Send(encode(message, self.framing), kind, context_id))
+
+    def _error(self, code: ErrorCode, reason: str, context_id: str | None = None) -> None:
+        message: dict[str, Any] = {"type": "error", "code": code, "message": reason}
+        if context_id is not None:
+            message["context_id"] = context_id
+        self._send(message, "control", context_id)
+
+    def _close(self, code: int, reason: str) -> None:
+        for ctx in list(self._contexts.values()):
+            self._drop(ctx)
+        self._actions.append(Close(code, reason))
+        self.closed = True
+
+    def _allow(self, now: float) -> bool:
+        """Token bucket: ``rate_burst`` messages, refilled at ``rate_messages_per_s``.
+
+        A message over the rate is dropped; the first of a run is answered by ``rate_limited``,
+        and ``rate_close_after`` dropped in a row close the session with 1008.
+        """
+        lim = self._limits
+        self._tokens = min(float(lim.rate_burst),
+                           self._tokens + max(0.0, now - self._refill_at) * lim.rate_messages_per_s)
+        self._refill_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            self._refused = 0
+            return True
+        self._refused += 1
+        if self._refused >= lim.rate_close_after:
+            self._close(CLOSE_POLICY, "message rate limit exceeded")
+        elif self._refused == 1:
+            self._error("rate_limited", f"more than {lim.rate_messages_per_s:g} messages/s; "
+                        "messages are being dropped")
+        return False
+
+    def _ready(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "type": "ready", "session_id": self.session_id, "protocol": PROTOCOL_VERSION,
+            "codecs": list(CODECS), "sample_rates": {c: list(SAMPLE_RATES[c]) for c in CODECS},
+            "voices": list(s.voices), "limits": s.limits.as_wire(),
+            "defaults": {"voice": s.voice, "speed": s.speed, "codec": s.codec,
+                         "sample_rate": s.sample_rate, "frame_ms": s.frame_ms,
+                         "language": s.language, "timestamps": s.timestamps,
+                         "framing": s.framing},
+        }
+
+    def _with_query(self, s: SessionSettings, query: Mapping[str, str]) -> SessionSettings:
+        framing = query.get("framing", s.framing)
+        if framing not in ("msgpack", "json", "twilio"):
+            raise MessageError("bad_value", "framing must be msgpack, json or twilio")
+        raw: dict[str, object] = {"type": "start"}
+        for key in ("voice", "codec", "language"):
+            if key in query:
+                raw[key] = query[key]
+        for key, kind in (("speed", float), ("sample_rate", int), ("frame_ms", int)):
+            if key in query:
+                try:
+                    raw[key] = kind(query[key])
+                except ValueError as e:
+                    raise MessageError("bad_value", f"{key} must be a number") from e
+        msg = parse_client(raw, s.limits)
+        if msg["type"] != "start":  # never: parse_client keeps the type it was given
+            raise MessageError("internal", "query parsing")
+        defaults: dict[str, Any] = {"framing": framing}
+        if framing == "twilio":
+            defaults.update(codec="mulaw", sample_rate=TWILIO_RATE)
+        for key in ("voice", "speed", "codec", "sample_rate", "frame_ms", "language"):
+            if key in msg:
+                defaults[key] = msg[key]  # type: ignore[literal-required]
+        if "codec" in defaults and "sample_rate" not in defaults:
+            defaults["sample_rate"] = _rate_for(defaults["codec"], s.sample_rate)
+        out = replace(s, **defaults)
+        self.framing = framing  # type: ignore[assignment]
+        probe = ContextSettings(out.voice, out.speed, out.codec, out.sample_rate, out.frame_ms,
+                                out.language, out.timestamps, 0.0)
+        self._voice(out.voice, None)
+        self._audio(probe, "")
+        if out.language not in Phonemizer.languages():
+            raise MessageError("bad_value", "unknown language")
+        return out
+
+
+def _rate_for(codec: str, preferred: int) -> int:
+    """A codec's default rate: the session's if the codec has it, else its highest."""
+    rates: tuple[int, ...] = SAMPLE_RATES.get(codec, ())  # type: ignore[call-overload]
+    return preferred if preferred in rates or not rates else rates[-1]
+
+
+def _context_of(value: object) -> str | None:
+    if isinstance(value, dict):
+        cid = value.get("context_id", "default")
+        return cid if isinstance(cid, str) and len(cid) <= 128 else None
+    return None
+

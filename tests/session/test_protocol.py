@@ -1,0 +1,559 @@
+"""SessionProtocol, driven synchronously: frames and fake engine results in, actions out.
+
+No socket, no model: a real en-us Phonemizer and real encoders, and ChunkResults made of a sine
+with 3 frames (75 ms) per phoneme.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from itertools import pairwise
+from typing import Any
+
+import msgpack
+import numpy as np
+import pytest
+
+from realtime.engine.request import ChunkRequest, ChunkResult
+from realtime.errors import EngineBusy, VoiceError
+from realtime.session.messages import Limits
+from realtime.session.protocol import (
+    Action,
+    CancelChunks,
+    Close,
+    Send,
+    SessionProtocol,
+    SessionSettings,
+    Submit,
+)
+from realtime.session.scheduler import SchedulerConfig
+from realtime.text.phonemize import Phonemizer
+
+PHONEMIZER = Phonemizer("en-us")
+VOICES = ("af_heart", "am_adam", "bf_emma")
+FRAMES_PER_PHONEME = 3
+SAMPLES_PER_FRAME = 600  # 25 ms at 24 kHz
+
+
+def fake_result(request: ChunkRequest, queued_s: float = 0.01, inference_s: float = 0.05,
+                batch_size: int = 1) -> ChunkResult:
+    durations = np.full(len(request.phonemes) + 2, FRAMES_PER_PHONEME, dtype=np.int64)
+    durations[0] = durations[-1] = 1
+    n = int(durations.sum()) * SAMPLES_PER_FRAME
+    audio = (0.2 * np.sin(np.arange(n) * 2 * np.pi * 220 / 24000)).astype(np.float32)
+    return ChunkResult(request, audio, durations, queued_s, inference_s, batch_size, 0)
+
+
+def audio_ms(request: ChunkRequest) -> float:
+    return (len(request.phonemes) * FRAMES_PER_PHONEME + 2) * 25.0
+
+
+class Session:
+    """A protocol with a client's view: send messages, read back decoded ones."""
+
+    def __init__(self, framing: str = "json", query: dict[str, str] | None = None,
+                 check_voice: Callable[[str], None] | None = None, **settings: Any) -> None:
+        settings.setdefault("voices", VOICES)
+        settings.setdefault("codec", "pcm16")
+        self.framing = framing
+        self.proto = SessionProtocol(SessionSettings(**settings), "s1",
+                                     phonemizer=lambda lang: PHONEMIZER,
+                                     check_voice=check_voice, query=query)
+        self.submitted: list[ChunkRequest] = []
+        self.log: list[Action] = []
+        self.ready = self.read()
+
+    def send(self, now: float = 0.0, **msg: Any) -> list[dict[str, Any]]:
+        frame: bytes | str = (msgpack.packb(msg) if self.framing == "msgpack"
+                              else json.dumps(msg))
+        self.proto.receive(frame, now)
+        return self.read()
+
+    def raw(self, frame: bytes | str, now: float = 0.0) -> list[dict[str, Any]]:
+        self.proto.receive(frame, now)
+        return self.read()
+
+    def finish(self, request: ChunkRequest, now: float = 1.0, **kw: Any) -> list[dict[str, Any]]:
+        self.proto.chunk_done(request, fake_result(request, **kw), now)
+        return self.read()
+
+    def finish_all(self, now: float = 1.0) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while self.submitted:
+            out += self.finish(self.submitted.pop(0), now)
+        return out
+
+    def read(self) -> list[dict[str, Any]]:
+        out = []
+        for action in self.proto.actions():
+            self.log.append(action)
+            if isinstance(action, Submit):
+                self.submitted.append(action.request)
+            elif isinstance(action, Send):
+                out.append(decode(action))
+        return out
+
+    def actions_of(self, kind: type) -> list[Any]:
+        return [a for a in self.log if isinstance(a, kind)]
+
+
+def decode(send: Send) -> dict[str, Any]:
+    if isinstance(send.frame, bytes):
+        msg = msgpack.unpackb(send.frame)
+    else:
+        msg = json.loads(send.frame)
+        if msg.get("type") == "audio":
+            msg["data"] = base64.b64decode(msg["data"])
+    msg["_kind"] = send.kind
+    return dict(msg)
+
+
+def types(messages: list[dict[str, Any]]) -> list[str]:
+    return [m.get("type") or m["event"] for m in messages]
+
+
+def of(messages: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [m for m in messages if m.get("type") == kind]
+
+
+TEXT = "Hello there, my friend. How are you today? I hope that all is well with you. "
+
+
+# ready, framing, ping
+
+@pytest.mark.parametrize("framing", ["msgpack", "json"])
+def test_ready_first_then_framing_of_first_message(framing: str) -> None:
+    s = Session(framing)
+    ready = s.ready[0]  # the query gave no framing: msgpack
+    assert ready["type"] == "ready" and ready["session_id"] == "s1" and ready["protocol"] == 1
+    assert "opus" in ready["codecs"] and 48000 in ready["sample_rates"]["opus"]
+    assert ready["voices"] == list(VOICES)
+    assert ready["limits"]["max_contexts"] == Limits().max_contexts
+    assert ready["_kind"] == "control"
+    assert isinstance(s.actions_of(Send)[0].frame, bytes)
+    s.send(type="ping", id=7)
+    pong = s.actions_of(Send)[-1]
+    assert isinstance(pong.frame, bytes if framing == "msgpack" else str)
+    assert decode(pong) == {"type": "pong", "id": 7, "_kind": "control"}
+
+
+def test_query_framing_and_defaults() -> None:
+    s = Session("json", query={"framing": "json", "codec": "opus", "voice": "am_adam",
+                               "speed": "1.25", "frame_ms": "40"})
+    assert isinstance(s.actions_of(Send)[0].frame, str)
+    d = s.ready[0]["defaults"]
+    assert (d["codec"], d["sample_rate"], d["voice"], d["speed"], d["frame_ms"]) == (
+        "opus", 24000, "am_adam", 1.25, 40)  # the session rate, which opus has
+    s.send(type="text", text="Hi there, you. ")
+    s.send(type="flush")
+    assert (s.submitted[0].voice, s.submitted[0].speed) == ("am_adam", 1.25)
+    audio = of(s.finish_all(), "audio")
+    assert audio and all(a["duration_ms"] == 40 for a in audio)
+
+
+@pytest.mark.parametrize("query", [{"codec": "mp3"}, {"speed": "fast"}, {"voice": "nobody"},
+                                   {"framing": "xml"}, {"codec": "mulaw", "sample_rate": "16000"}])
+def test_bad_query_is_error_then_1008(query: dict[str, str]) -> None:
+    s = Session(query=query)
+    assert types(s.ready) == ["error"]
+    assert s.actions_of(Close)[0].code == 1008
+    assert s.send(type="ping") == []
+
+
+def test_ping_without_id() -> None:
+    assert Session().send(type="ping") == [{"type": "pong", "id": None, "_kind": "control"}]
+
+
+# the main flow, both framings
+
+@pytest.mark.parametrize("framing", ["msgpack", "json"])
+def test_text_to_audio_alignment_metrics_done(framing: str) -> None:
+    s = Session(framing)
+    assert s.send(now=10.0, type="text", context_id="c", text=TEXT[:30]) == []
+    assert len(s.submitted) == 1 and s.submitted[0].deadline == 10.0  # first chunk: now
+    first = s.submitted[0]
+    s.send(now=10.1, type="text", context_id="c", text=TEXT[30:])
+    s.send(now=10.2, type="end", context_id="c")
+    out = s.finish_all(now=10.5)
+    assert types(out)[0] == "alignment"
+    kinds = [t for t in types(out) if t != "audio"]
+    chunks = len(s.actions_of(Submit))
+    assert kinds == ["alignment", "metrics"] * chunks + ["done"]
+    audio = of(out, "audio")
+    assert [a["seq"] for a in audio] == list(range(len(audio)))
+    assert [a["offset_ms"] for a in audio] == [20 * i for i in range(len(audio))]
+    assert all(len(a["data"]) == 2 * 24000 * 20 // 1000 for a in audio)  # pcm16 at 24 kHz
+    assert all(a["_kind"] == "audio" and a["context_id"] == "c" for a in audio)
+    words = [w for m in of(out, "alignment") for w in m["words"]]
+    assert [w["word"] for w in words][:4] == ["Hello", "there", "my", "friend"]
+    assert all(a["start_ms"] < a["end_ms"] <= b["start_ms"] for a, b in pairwise(words))
+    assert TEXT[words[-1]["char_start"]:words[-1]["char_end"]] == "you"
+    metrics = of(out, "metrics")
+    assert metrics[0]["first_audio_ms"] == pytest.approx(500.0)  # text at 10.0, audio at 10.5
+    assert all("first_audio_ms" not in m for m in metrics[1:])
+    m0 = metrics[0]
+    assert (m0["chunk"], m0["queued_ms"], m0["inference_ms"], m0["batch_size"]) == (0, 10, 50, 1)
+    assert m0["audio_ms"] == audio_ms(first)
+    assert m0["rtf"] == pytest.approx(50 / audio_ms(first), abs=1e-3)
+    assert "".join(m["text"] for m in metrics) == TEXT
+    done = out[-1]
+    total = sum(m["audio_ms"] for m in metrics)
+    assert done["chunks"] == chunks and done["audio_ms"] == 20 * len(audio) >= total
+    assert s.proto.contexts == ()  # forgotten after done
+
+
+def test_later_chunk_deadline_is_when_audio_runs_out() -> None:
+    s = Session(scheduler=SchedulerConfig(min_chunk_chars=0))
+    s.send(now=5.0, type="text", text="Hello there, my friend. How")
+    r0 = s.submitted[0]
+    s.send(now=5.1, type="text", text=" are you? Fine")  # chunk 0 still pending
+    assert s.submitted[1].deadline == pytest.approx(5.1 + len(r0.phonemes) * 0.075)
+    s.finish(s.submitted.pop(0), now=5.4)  # first audio at 5.4
+    sent_ms = s.proto._contexts["default"].frames_ms
+    s.send(now=5.5, type="text", text=", thanks. Bye")
+    r1 = s.submitted[0]
+    assert s.submitted[1].deadline == pytest.approx(
+        5.4 + (sent_ms + len(r1.phonemes) * 75) / 1000)
+
+
+def test_opus_frames() -> None:
+    s = Session(codec="opus", sample_rate=48000)
+    s.send(type="text", text="Hello there, my friend. ")
+    s.send(type="flush")
+    out = s.finish_all()
+    audio = of(out, "audio")
+    assert len(audio) == -(-(audio_ms(s.actions_of(Submit)[0].request) + 6.5) // 20)
+    assert all(0 < len(a["data"]) < 400 for a in audio)
+    assert types(out)[-1] == "flushed"
+
+
+def test_timestamps_none_sends_no_alignment() -> None:
+    s = Session()
+    s.send(type="start", timestamps="none")
+    s.send(type="text", text="Hello there, my friend. ")
+    assert "alignment" not in types(s.finish_all())
+
+
+# ordering
+
+def test_out_of_order_results_are_delivered_in_chunk_order() -> None:
+    s = Session(scheduler=SchedulerConfig(min_chunk_chars=0))
+    s.send(type="text", text="One two three. Four five six. Seven eight nine. ")
+    s.send(type="flush")
+    r0, r1, r2 = s.submitted
+    assert s.finish(r2) == [] and s.finish(r1) == []
+    out = s.finish(r0)
+    assert [m["chunk"] for m in of(out, "metrics")] == [0, 1, 2]
+    audio = of(out, "audio")
+    assert [a["seq"] for a in audio] == list(range(len(audio)))
+
+
+def test_several_contexts_at_once() -> None:
+    s = Session()
+    s.send(type="start", context_id="a", codec="opus", sample_rate=24000, voice="am_adam")
+    s.send(type="start", context_id="b", codec="mulaw", sample_rate=8000, frame_ms=40)
+    s.send(type="text", context_id="a", text="Hello there, my friend. ")
+    s.send(type="text", context_id="b", text="Good morning to you all. ")
+    s.send(type="end", context_id="a")
+    s.send(type="end", context_id="b")
+    ra, rb = s.submitted
+    assert (ra.context, ra.voice, rb.context, rb.voice) == ("a", "am_adam", "b", "af_heart")
+    out = s.finish(rb) + s.finish(ra)
+    for cid, size in (("a", None), ("b", 320)):
+        mine = [m for m in out if m.get("context_id") == cid]
+        audio = of(mine, "audio")
+        assert [a["seq"] for a in audio] == list(range(len(audio)))
+        assert size is None or all(len(a["data"]) == size for a in audio)
+        assert types(mine)[-1] == "done"
+    assert s.proto.contexts == ()
+
+
+def test_flush_then_flushed_after_its_last_audio() -> None:
+    s = Session()
+    s.send(type="text", text="Hello there, my friend. And then")
+    assert s.send(type="flush", flush_id="f1") == []
+    r0, r1 = s.submitted
+    out = s.finish(r1)
+    assert out == []
+    out = s.finish(r0)
+    assert types(out)[-1] == "flushed" and out[-1]["flush_id"] == "f1"
+    assert out[-1]["_kind"] == "audio"  # ordered behind the audio, not ahead of it
+    audio = of(out, "audio")
+    assert audio[-1]["offset_ms"] + 20 >= audio_ms(r0) + audio_ms(r1)
+    # nothing pending: flushed at once
+    assert s.send(type="flush", flush_id=2) == [
+        {"type": "flushed", "context_id": "default", "flush_id": 2, "_kind": "audio"}]
+
+
+def test_two_flushes_in_order() -> None:
+    s = Session()
+    s.send(type="text", text="First part")
+    s.send(type="flush", flush_id=1)
+    s.send(type="text", text="second part")
+    s.send(type="flush", flush_id=2)
+    r0, r1 = s.submitted
+    out = s.finish(r1) + s.finish(r0)
+    assert [m["flush_id"] for m in of(out, "flushed")] == [1, 2]
+    assert types(out).index("flushed") < types(out).index("alignment", 1)
+
+
+def test_update_applies_from_the_next_chunk() -> None:
+    s = Session(scheduler=SchedulerConfig(min_chunk_chars=0))
+    s.send(type="text", text="Hello there, my friend. How")
+    s.send(type="update", voice="bf_emma", speed=1.5)
+    s.send(type="text", text=" are you today? Good")
+    r0, r1 = s.submitted
+    assert (r0.voice, r0.speed) == ("af_heart", 1.0)
+    assert (r1.voice, r1.speed) == ("bf_emma", 1.5)
+    s.send(type="update", speed=0.8)
+    s.send(type="text", text="bye now. ")
+    s.send(type="flush")
+    assert (s.submitted[2].voice, s.submitted[2].speed) == ("bf_emma", 0.8)
+
+
+def test_blend_voice_and_unknown_voice() -> None:
+    s = Session()
+    assert s.send(type="start", voice="af_heart(2)+am_adam(1)") == []
+    err = s.send(type="update", voice="af_nobody")
+    assert err[0]["code"] == "unknown_voice" and err[0]["context_id"] == "default"
+    assert s.send(type="start", context_id="x", voice="af_heart+zz")[0]["code"] == "unknown_voice"
+
+
+def test_custom_voice_check() -> None:
+    def check(spec: str) -> None:
+        if spec != "mine":
+            raise VoiceError(f"no voice {spec}")
+
+    s = Session(check_voice=check, voice="mine")
+    assert s.send(type="start", voice="af_heart")[0]["code"] == "unknown_voice"
+    s.send(type="text", text="Hello there, you. ")
+    s.send(type="flush")
+    assert s.submitted[0].voice == "mine"
+
+
+def test_empty_chunk_keeps_the_order() -> None:
+    s = Session()
+    s.send(type="text", text="... ")
+    s.send(type="flush", flush_id="a")  # a chunk with nothing to say: no submit
+    assert s.submitted == []
+    assert types(s.read()) == []
+    assert s.log and types([decode(a) for a in s.actions_of(Send)])[-1] == "flushed"
+
+
+def test_phonemes_are_spoken_in_order() -> None:
+    s = Session()
+    s.send(type="text", text="Say")
+    s.send(type="phonemes", phonemes="kəkˈɔɹO")
+    assert [r.phonemes for r in s.submitted][1] == "kəkˈɔɹO"
+    err = s.send(type="phonemes", phonemes="k§")
+    assert err[0]["code"] == "bad_value"
+    out = s.finish_all()
+    assert of(out, "alignment")[1]["words"][0]["word"] == "kəkˈɔɹO"
+
+
+def test_max_buffer_delay_poll() -> None:
+    s = Session()
+    s.send(type="start", max_buffer_delay_ms=300)
+    s.send(now=1.0, type="text", text="and so we went")
+    assert s.submitted == [] and s.proto.next_deadline() == pytest.approx(1.3)
+    s.proto.poll(1.2)
+    assert s.read() == [] and s.submitted == []
+    s.proto.poll(1.3)
+    s.read()
+    assert len(s.submitted) == 1 and s.submitted[0].phonemes == "ænd sˌO wi"
+    assert s.proto.next_deadline() == pytest.approx(1.6)  # "went" waits on
+
+
+# cancel
+
+def test_cancel_mid_chunk() -> None:
+    s = Session(scheduler=SchedulerConfig(min_chunk_chars=0))
+    s.send(type="text", context_id="c", text=TEXT)
+    s.send(type="text", context_id="other", text="Meanwhile, elsewhere. ")
+    s.send(type="flush", context_id="other")
+    r0 = s.submitted[0]
+    out = s.finish(r0)
+    words = of(out, "alignment")[0]["words"]
+    sent = sum(a["duration_ms"] for a in of(out, "audio"))
+    played = (words[1]["end_ms"] + words[2]["end_ms"]) / 2  # during the third word
+    out = s.send(type="cancel", context_id="c", played_ms=played)
+    assert out == [{"type": "cancelled", "context_id": "c", "audio_sent_ms": sent,
+                    "text_spoken": "Hello there", "text_unspoken": TEXT[len("Hello there"):],
+                    "_kind": "control"}]
+    assert s.log[-2] == CancelChunks("s1", "c")
+    for request in s.submitted[1:]:  # late results of the cancelled context: dropped
+        if request.context == "c":
+            assert s.finish(request) == []
+    other = [r for r in s.submitted if r.context == "other"]
+    assert of(s.finish(other[0]), "audio")  # the other context carries on
+    assert s.proto.contexts == ("other",)
+
+
+def test_cancel_without_played_ms_splits_at_what_was_sent() -> None:
+    s = Session()
+    s.send(type="text", text="Hello there, my friend. How are")
+    out = s.finish(s.submitted[0])
+    words = of(out, "alignment")[0]["words"]
+    cancelled = s.send(type="cancel")[0]
+    assert cancelled["audio_sent_ms"] >= words[-1]["end_ms"]
+    assert cancelled["text_spoken"] == "Hello there, my friend"
+    assert cancelled["text_unspoken"] == ". How are"
+
+
+def test_cancel_before_audio_and_unknown_context() -> None:
+    s = Session()
+    s.send(type="text", text="Hello there, my friend. ")
+    s.send(type="flush")
+    assert s.send(type="cancel")[0] == {
+        "type": "cancelled", "context_id": "default", "audio_sent_ms": 0, "text_spoken": "",
+        "text_unspoken": "Hello there, my friend. ", "_kind": "control"}
+    assert s.finish(s.submitted[0]) == []
+    assert s.send(type="cancel", context_id="nope")[0]["text_unspoken"] == ""
+
+
+def test_context_id_reused_after_cancel_starts_afresh() -> None:
+    s = Session()
+    s.send(type="text", text="Hello there, my friend. ")
+    s.send(type="flush")
+    s.finish(s.submitted.pop())
+    s.send(type="cancel")
+    s.send(type="text", text="Again from the start. ")
+    s.send(type="flush")
+    audio = of(s.finish(s.submitted.pop()), "audio")
+    assert audio[0]["seq"] == 0 and audio[0]["offset_ms"] == 0
+
+
+# limits and errors
+
+def test_errors_for_bad_messages() -> None:
+    s = Session()
+    cases: list[tuple[dict[str, Any], str]] = [
+             ({"type": "dance"}, "unknown_type"), ({"text": "x"}, "bad_message"),
+             ({"type": "text", "text": 42}, "bad_value"),
+             ({"type": "text", "text": "x" * 10001}, "too_long"),
+             ({"type": "start", "codec": "mp3"}, "bad_value"),
+             ({"type": "start", "codec": "opus", "sample_rate": 44100}, "bad_value"),
+             ({"type": "start", "language": "fr"}, "bad_value"),
+             ({"type": "start", "speed": 0}, "bad_value")]
+    for msg, code in cases:
+        out = s.send(**msg)
+        assert [(m["type"], m["code"], m["_kind"]) for m in out] == [("error", code, "control")]
+    s.send(type="start", context_id="c")
+    assert s.send(type="start", context_id="c")[0]["code"] == "bad_value"
+    assert s.raw(json.dumps([1, 2]))[0]["code"] == "bad_message"
+    assert s.actions_of(Close) == []
+
+
+def test_too_many_contexts() -> None:
+    s = Session(limits=Limits(max_contexts=2))
+    s.send(type="text", context_id="a", text="x")
+    s.send(type="start", context_id="b")
+    err = s.send(type="text", context_id="c", text="y")
+    assert err[0]["code"] == "too_many_contexts" and err[0]["context_id"] == "c"
+    s.send(type="cancel", context_id="a")
+    assert s.send(type="text", context_id="c", text="y") == []
+
+
+def test_buffered_text_limit() -> None:
+    s = Session(limits=Limits(max_buffered_chars=50))
+    s.send(type="text", text="a" * 40)
+    assert s.send(type="text", text="b" * 20)[0]["code"] == "too_long"
+    assert s.send(type="text", text="b" * 10) == []
+
+
+def test_text_after_end_is_refused() -> None:
+    s = Session()
+    s.send(type="text", text="Hello there, my friend. ")
+    s.send(type="end")
+    assert s.send(type="text", text="more")[0]["code"] == "bad_value"
+    assert types(s.finish_all())[-1] == "done"
+    assert s.send(type="text", text="New one. ") == []  # the id is free again
+
+
+def test_end_on_empty_context_is_done_at_once() -> None:
+    assert Session().send(type="end", context_id="z") == [
+        {"type": "done", "context_id": "z", "audio_ms": 0, "chunks": 0, "_kind": "audio"}]
+
+
+@pytest.mark.parametrize("frame, code", [
+    (b"\x82\xa4type", 1007), (b"\xc1", 1007), ("{nope", 1007), ('{"a": Infinity}', 1007),
+    (b"\x81" + b"x" * 70000, 1009), ("x" * 70000, 1009),
+])
+def test_unreadable_or_huge_frames_close(frame: bytes | str, code: int) -> None:
+    s = Session()
+    s.send(type="text", text="Hello there, my friend. ")
+    s.send(type="flush")
+    assert s.raw(frame) == []
+    closes = s.actions_of(Close)
+    assert [c.code for c in closes] == [code] and s.proto.closed
+    assert CancelChunks("s1", "default") in s.log
+    assert s.send(type="ping") == [] and s.finish(s.submitted[0]) == []
+
+
+def test_rate_limit_then_1008() -> None:
+    s = Session(limits=Limits(rate_burst=5, rate_messages_per_s=10, rate_close_after=3))
+    for _ in range(5):
+        assert s.send(now=0.0, type="ping")[0]["type"] == "pong"
+    assert s.send(now=0.0, type="ping")[0]["code"] == "rate_limited"
+    assert s.send(now=0.05, type="ping") == []  # half a token: still dropped, no new error
+    assert s.send(now=0.1, type="ping")[0]["type"] == "pong"  # refilled: the run is over
+    assert s.send(now=0.1, type="ping")[0]["code"] == "rate_limited"
+    s.send(now=0.1, type="ping")
+    s.send(now=0.1, type="ping")
+    assert [c.code for c in s.actions_of(Close)] == [1008]
+
+
+def test_engine_error_is_reported_and_the_context_goes_on() -> None:
+    s = Session(scheduler=SchedulerConfig(min_chunk_chars=0))
+    s.send(type="text", text="Hello there, my friend. How are you? ")
+    s.send(type="end")
+    r0, r1 = s.submitted
+    s.proto.chunk_done(r0, EngineBusy("queue full"), 1.0)
+    err = s.read()
+    assert err[0]["code"] == "overloaded" and err[0]["context_id"] == "default"
+    out = s.finish(r1)
+    assert [m["chunk"] for m in of(out, "metrics")] == [1] and types(out)[-1] == "done"
+
+
+def test_internal_error_closes_1011_without_raising() -> None:
+    def broken(spec: str) -> None:
+        raise RuntimeError("bug")
+
+    s = Session(query=None, check_voice=None)
+    s.proto._check_voice = broken  # a bug inside the handler
+    out = s.send(type="start", context_id="x")
+    assert out[0]["code"] == "internal" and s.actions_of(Close)[0].code == 1011
+
+
+def test_connection_lost_cancels_everything() -> None:
+    s = Session()
+    s.send(type="text", context_id="a", text="Hello there, my friend. ")
+    s.send(type="text", context_id="b", text="Hello there, my friend. ")
+    s.send(type="flush", context_id="a")
+    s.read()
+    s.proto.connection_lost()
+    assert set(s.proto.actions()) == {CancelChunks("s1", "a"), CancelChunks("s1", "b")}
+    assert s.finish(s.submitted[0]) == []
+
+
+# twilio
+
+def test_twilio_framing() -> None:
+    s = Session(query={"framing": "twilio"})
+    assert isinstance(s.actions_of(Send)[0].frame, str)
+    assert s.ready[0]["defaults"]["codec"] == "mulaw"
+    s.send(type="text", text="Hello there, my friend. ")
+    s.send(type="flush", flush_id="f")
+    out = s.finish_all()
+    events = [m.get("event") or m["type"] for m in out]
+    assert events[0] == "alignment" and events[-1] == "flushed"
+    media = [m for m in out if m.get("event") == "media"]
+    assert all(len(base64.b64decode(m["media"]["payload"])) == 160 for m in media)
+    assert [m["mark"]["name"] for m in out if m.get("event") == "mark"] == ["default:0"]
+    s.send(type="text", text="Another sentence here. ")
+    s.finish_all()
+    out = s.send(type="cancel")
+    assert [m.get("event") or m["type"] for m in out] == ["clear", "cancelled"]
+    assert s.send(type="start", context_id="o", codec="opus")[0]["code"] == "bad_value"
