@@ -70,6 +70,29 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="write the figures as JSON (default bench.json without --single)")
     _model_args(bench)
 
+    serve = sub.add_parser(
+        "serve", help="run the server (HTTP now; the WebSocket protocol comes next)",
+        description="Every option can also be set by an environment variable REALTIME_<NAME> "
+                    "(e.g. REALTIME_PORT=9000, REALTIME_API_KEYS=k1,k2); flags win.")
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    serve.add_argument("--voice", default=None, help="default voice (default: the model's)")
+    serve.add_argument("--language", default=None, help="default language: en-us or en-gb")
+    serve.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                       help="inference precision (default float32)")
+    serve.add_argument("--max-batch", type=int, default=None, help="chunks per batch (8)")
+    serve.add_argument("--decoder-batch", type=int, default=None,
+                       help="items per decoder pass (default: 1 on a CPU, all on a GPU)")
+    serve.add_argument("--queue-limit", type=int, default=None,
+                       help="engine queue bound; beyond it requests get 503 (1024)")
+    serve.add_argument("--max-input-chars", type=int, default=None,
+                       help="longest text per speech request (4096)")
+    serve.add_argument("--api-key", dest="api_keys", action="append", default=None,
+                       help="accept this key (Authorization: Bearer KEY or ?token=KEY); "
+                            "repeat for several; none: no authentication")
+    serve.add_argument("--log-level", default=None, help="debug, info, warning (info)")
+    _model_args(serve)
+
     models = sub.add_parser("models", help="list the registered weight sets")
     models.set_defaults(threads=None)
     voices = sub.add_parser("voices", help="list the voices of a model")
@@ -95,6 +118,8 @@ def _run(args: argparse.Namespace) -> int:
         for spec in MODELS.values():
             print(f"{spec.name:<18} {spec.description}")
         return 0
+    if args.command == "serve":
+        return _serve(args)
     from realtime.synth import set_threads
 
     set_threads(args.threads)
@@ -106,6 +131,30 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "say":
         return _say(args, lm)
     return _bench(args, lm)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from realtime.config import load_config
+    from realtime.engine.registry import DEFAULT_MODEL
+    from realtime.server.app import create_app
+
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
+    # --model and --device have defaults of their own: an environment variable beats those.
+    for name, default in (("model", DEFAULT_MODEL), ("device", "auto")):
+        if flags[name] == default and f"REALTIME_{name.upper()}" in os.environ:
+            del flags[name]
+    if flags.get("api_keys") is not None:
+        flags["api_keys"] = tuple(flags["api_keys"])
+    config = load_config(flags)
+    print(f"realtime: serving on http://{config.host}:{config.port} (model {config.model}; "
+          f"/readyz turns 200 once it is loaded and warm)", file=sys.stderr)
+    uvicorn.run(create_app(config), host=config.host, port=config.port,
+                log_level=config.log_level, ws="websockets-sansio")
+    return 0
 
 
 def _phonemize(text: str, language: str) -> str:

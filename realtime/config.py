@@ -1,0 +1,102 @@
+"""One typed configuration, built at start-up from CLI flags and ``REALTIME_*`` environment
+variables, and passed down. Flags win over the environment; the environment over defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from realtime.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    device: str = "auto"  # auto (CUDA if present), cpu, cuda[:N]
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    dtype: str = "float32"  # float32, bfloat16, float16 (CUDA)
+    max_batch: int = 8
+    max_frames: float = 12_000.0
+    decoder_batch: int | None = None  # None: by device (1 on the CPU, whole batch on a GPU)
+    batch_text: bool = False
+    queue_limit: int = 1024
+    warm_up: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: str = "kokoro-v1.0-int8"
+    model_dir: Path | None = None
+    cache_dir: Path | None = None
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    voice: str | None = None  # default voice (None: the model's)
+    language: str = "en-us"
+    max_input_chars: int = 4096  # per HTTP speech request
+    api_keys: tuple[str, ...] = ()  # empty: no authentication
+    allowed_origins: tuple[str, ...] = ()  # empty: any Origin
+    drain_timeout_s: float = 30.0
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"port must be 0..65535, got {self.port}")
+        if self.max_input_chars < 1:
+            raise ConfigError("max_input_chars must be at least 1")
+
+
+ENV_PREFIX = "REALTIME_"
+
+
+def _convert(name: str, value: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}: cannot read {value!r} as {type(default).__name__}") from exc
+    if name.endswith(("MODEL_DIR", "CACHE_DIR")):
+        return Path(value)
+    if name.endswith(("THREADS", "DECODER_BATCH")):
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: expected a number, got {value!r}") from exc
+    return value
+
+
+def _section(cls: type, env: Mapping[str, str], prefix: str,
+             overrides: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    defaults = cls()
+    for f in fields(cls):
+        if f.name == "engine":
+            continue
+        key = prefix + f.name.upper()
+        if f.name in overrides and overrides[f.name] is not None:
+            out[f.name] = overrides[f.name]
+        elif key in env:
+            out[f.name] = _convert(key, env[key], getattr(defaults, f.name))
+    return out
+
+
+def load_config(overrides: Mapping[str, Any] | None = None,
+                env: Mapping[str, str] | None = None) -> ServerConfig:
+    """``overrides``: values from CLI flags (None means not given), by field name; engine
+    fields too (``device``, ``threads``, ...). ``env``: defaults to ``os.environ``."""
+    env = os.environ if env is None else env
+    overrides = overrides or {}
+    engine = EngineConfig(**_section(EngineConfig, env, ENV_PREFIX, overrides))
+    return ServerConfig(engine=engine, **_section(ServerConfig, env, ENV_PREFIX, overrides))

@@ -1,0 +1,198 @@
+"""The Starlette app: model and engine in the lifespan, HTTP routes, readiness and drain.
+
+``create_app(config, loader)`` builds everything from one ``ServerConfig``; ``loader`` turns
+the config into a loaded model (the registry by default; tests pass a tiny model).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from realtime.codecs.wav import wav_header
+from realtime.config import ServerConfig
+from realtime.engine.engine import Engine
+from realtime.engine.policy import EDFPolicy
+from realtime.engine.registry import LoadedModel, load_model
+from realtime.engine.runner import ModelRunner, default_decoder_batch
+from realtime.errors import EngineBusy, EngineStopped, InputError, RealtimeError, VoiceError
+from realtime.text.phonemize import Phonemizer
+
+from .metrics import ServerMetrics
+from .speech import FORMATS, parse_speech, synthesize_speech
+
+log = logging.getLogger("realtime.server")
+
+Loader = Callable[[ServerConfig], LoadedModel]
+Status = Literal["loading", "ready", "draining", "failed"]
+
+
+def registry_loader(config: ServerConfig) -> LoadedModel:
+    return load_model(config.model, config.model_dir, config.cache_dir, config.engine.device)
+
+
+@dataclass
+class AppState:
+    """What the routes share: one per app, built in ``create_app`` (no globals)."""
+
+    config: ServerConfig
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    status: Status = "loading"
+    reason: str = "loading the model"
+    model: LoadedModel | None = None
+    engine: Engine | None = None
+    phonemizer: Phonemizer | None = None
+
+
+async def start_serving(state: AppState, loader: Loader) -> None:
+    """Load the model, start and warm the engine, then report ready (runs in the background,
+    so /healthz and /readyz answer while it loads)."""
+    cfg = state.config
+    try:
+        if cfg.engine.threads:
+            import torch
+
+            torch.set_num_threads(cfg.engine.threads)
+        lm = await asyncio.to_thread(loader, cfg)
+        runner = ModelRunner(lm, cfg.engine.decoder_batch or default_decoder_batch(lm.device),
+                             cfg.engine.batch_text, cfg.engine.dtype)  # type: ignore[arg-type]
+        engine = Engine(runner, EDFPolicy(cfg.engine.max_batch, cfg.engine.max_frames),
+                        cfg.engine.queue_limit)
+        state.reason = "warming up the engine"
+        await asyncio.to_thread(engine.start, cfg.engine.warm_up)
+        state.phonemizer = await asyncio.to_thread(Phonemizer, cfg.language)
+        state.model, state.engine = lm, engine
+        state.status, state.reason = "ready", "serving"
+        log.info("ready: model %s on %s", lm.name, lm.device)
+    except RealtimeError as exc:
+        state.status, state.reason = "failed", f"[{exc.code}] {exc.reason}"
+        log.error("start-up failed: %s", state.reason)
+    except Exception as exc:
+        state.status, state.reason = "failed", f"{type(exc).__name__}: {exc}"
+        log.exception("start-up failed")
+
+
+def create_app(config: ServerConfig, loader: Loader = registry_loader) -> Starlette:
+    state = AppState(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(start_serving(state, loader))
+        try:
+            yield
+        finally:
+            state.status, state.reason = "draining", "shutting down"
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if state.engine is not None:
+                await asyncio.to_thread(state.engine.stop)
+
+    app = Starlette(routes=_routes(state), lifespan=lifespan)
+    app.state.realtime = state
+    return app
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None
+           ) -> JSONResponse:
+    # OpenAI's error shape, so its client libraries show the message.
+    return JSONResponse({"error": {"message": message, "type": "invalid_request_error"
+                                   if status < 500 else "server_error", "code": code}},
+                        status_code=status, headers=headers)
+
+
+def _authorised(state: AppState, request: Request) -> bool:
+    keys = state.config.api_keys
+    if not keys:
+        return True
+    auth = request.headers.get("authorization", "")
+    token = auth[7:] if auth.lower().startswith("bearer ") else request.query_params.get("token")
+    return token is not None and any(hmac.compare_digest(token, k) for k in keys)
+
+
+def _routes(state: AppState) -> list[Route]:
+    async def healthz(request: Request) -> Response:
+        ok = state.status != "failed"
+        return JSONResponse({"status": "ok" if ok else "failed", "reason": state.reason},
+                            status_code=200 if ok else 503)
+
+    async def readyz(request: Request) -> Response:
+        ready = state.status == "ready"
+        return JSONResponse({"ready": ready, "status": state.status, "reason": state.reason},
+                            status_code=200 if ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        if state.engine is not None:
+            state.metrics.queue_depth.set(state.engine.stats().queued)
+        return PlainTextResponse(state.metrics.render(),
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def voices(request: Request) -> Response:
+        if not _authorised(state, request):
+            return _error(401, "unauthorized", "missing or wrong API key")
+        if state.model is None:
+            return _error(503, "not_ready", state.reason, {"Retry-After": "5"})
+        return JSONResponse({"model": state.model.name, "default": state.model.default_voice,
+                             "voices": state.model.voices.names})
+
+    async def speech(request: Request) -> Response:
+        if not _authorised(state, request):
+            return _error(401, "unauthorized", "missing or wrong API key")
+        if state.status != "ready" or state.engine is None or state.model is None \
+                or state.phonemizer is None:
+            return _error(503, "not_ready", state.reason, {"Retry-After": "5"})
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "bad_message", "the body is not valid JSON")
+        lm, engine, phonemizer = state.model, state.engine, state.phonemizer
+        try:
+            req = parse_speech(body, state.config.voice or lm.default_voice,
+                               state.config.max_input_chars, lm.voices.pack)
+            chunks = synthesize_speech(req, engine, phonemizer, state.metrics)
+            first = await anext(chunks)  # errors before any byte become a proper status
+        except (InputError, VoiceError) as exc:
+            return _error(400, exc.code, exc.reason)
+        except (EngineBusy, EngineStopped) as exc:
+            return _error(503, exc.code, exc.reason, {"Retry-After": "1"})
+        media = FORMATS[req.response_format]
+        if req.stream:
+            async def body_iter() -> AsyncIterator[bytes]:
+                try:
+                    yield first
+                    async for piece in chunks:
+                        yield piece
+                finally:
+                    await chunks.aclose()  # a client gone mid-way cancels the rest now
+
+            return StreamingResponse(body_iter(), media_type=media)
+        pieces = [first]
+        try:
+            async for piece in chunks:
+                pieces.append(piece)
+        except RealtimeError as exc:
+            return _error(500, exc.code, exc.reason)
+        finally:
+            await chunks.aclose()
+        data = b"".join(pieces)
+        if req.response_format == "wav":
+            data = wav_header(24_000, len(data) // 2) + data
+        return Response(data, media_type=media)
+
+    return [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        Route("/v1/voices", voices),
+        Route("/v1/audio/speech", speech, methods=["POST"]),
+    ]

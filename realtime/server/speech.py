@@ -1,0 +1,154 @@
+"""``POST /v1/audio/speech``, OpenAI-compatible: text in, audio out, whole or streamed.
+
+The text takes the server's own path (normalise, G2P, chunks at sentence boundaries); every
+chunk is queued in the engine at once, with the deadlines playback would give them, and the
+audio is encoded and sent in order as it comes. A client that goes away cancels what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from realtime.codecs import make_encoder
+from realtime.codecs.ogg import OggOpusStream
+from realtime.codecs.wav import pcm16, wav_header
+from realtime.engine.engine import Engine
+from realtime.engine.request import ChunkRequest, ChunkResult
+from realtime.errors import InputError, RealtimeError
+from realtime.session.scheduler import TextScheduler
+from realtime.text.phonemize import Phonemizer
+
+from .metrics import ServerMetrics
+
+log = logging.getLogger("realtime.server")
+
+SAMPLE_RATE = 24_000
+# response_format -> media type. OpenAI's mp3/aac/flac are not offered (no encoder here).
+FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm", "opus": "audio/ogg", "mulaw": "audio/basic"}
+SPEED_RANGE = (0.5, 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechRequest:
+    input: str
+    voice: str
+    response_format: str
+    speed: float
+    stream: bool
+
+
+def parse_speech(body: Any, default_voice: str, max_chars: int,
+                 known_voice: Callable[[str], object]) -> SpeechRequest:
+    """Validate the JSON body; raises InputError (or VoiceError) naming the bad field."""
+    if not isinstance(body, dict):
+        raise InputError("the body must be a JSON object")
+    text = body.get("input")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("'input' must be a non-empty string")
+    if len(text) > max_chars:
+        raise InputError(f"'input' has {len(text)} characters; the limit is {max_chars}")
+    voice = body.get("voice", default_voice)
+    if not isinstance(voice, str) or not voice:
+        raise InputError("'voice' must be a voice name or a blend like a(2)+b(1)")
+    known_voice(voice)
+    fmt = body.get("response_format", "wav")
+    if fmt not in FORMATS:
+        raise InputError(f"response_format {fmt!r} is not supported; use one of "
+                         + ", ".join(FORMATS))
+    speed = body.get("speed", 1.0)
+    if isinstance(speed, bool) or not isinstance(speed, int | float):
+        raise InputError("'speed' must be a number")
+    if not SPEED_RANGE[0] <= float(speed) <= SPEED_RANGE[1]:
+        raise InputError(f"'speed' must be within {SPEED_RANGE[0]}..{SPEED_RANGE[1]}")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InputError("'stream' must be true or false")
+    return SpeechRequest(text, voice, fmt, float(speed), stream)
+
+
+class _Encoder:
+    """One response's bytes: a header (streamed WAV), then encoded audio, then a tail."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self._ogg = OggOpusStream(sample_rate=48_000) if fmt == "opus" else None
+        self._mulaw = make_encoder("mulaw", 8000, 20) if fmt == "mulaw" else None
+
+    def head(self, streaming: bool) -> bytes:
+        if self._ogg is not None:
+            return self._ogg.header()
+        return wav_header(SAMPLE_RATE, None) if self.fmt == "wav" and streaming else b""
+
+    def push(self, audio: np.ndarray) -> bytes:
+        if self._ogg is not None:
+            return self._ogg.push(audio)
+        if self._mulaw is not None:
+            return b"".join(f.data for f in self._mulaw.push(audio))
+        return pcm16(audio)
+
+    def tail(self) -> bytes:
+        if self._ogg is not None:
+            return self._ogg.finish()
+        if self._mulaw is not None:
+            return b"".join(f.data for f in self._mulaw.flush())
+        return b""
+
+
+async def synthesize_speech(req: SpeechRequest, engine: Engine, phonemizer: Phonemizer,
+                            metrics: ServerMetrics) -> AsyncGenerator[bytes, None]:
+    """Bytes of the response body, in order, as the engine makes the audio (streamed WAV has a
+    header with unknown sizes; the whole-file WAV is built by the caller from ``pcm``)."""
+    scheduler = TextScheduler(phonemizer)
+    chunks = [c for c in scheduler.push(req.input, 0.0) + scheduler.end(0.0) if c.phonemes]
+    if not chunks:
+        raise InputError("nothing to say: the input has no speakable words")
+    owner = f"http-{uuid.uuid4().hex[:12]}"
+    start = time.monotonic()
+    futures = []
+    due = start
+    try:
+        for i, chunk in enumerate(chunks):
+            futures.append(engine.submit(ChunkRequest(owner, "speech", chunk.phonemes, req.voice,
+                                                      due, req.speed, chunk_id=i)))
+            # Later chunks are due when the audio before them would have played out.
+            due += len(chunk.phonemes) * 0.075 / req.speed
+        encoder = _Encoder(req.response_format)
+        head = encoder.head(req.stream)
+        if head:
+            yield head
+        first = True
+        for fut in futures:
+            res: ChunkResult = await asyncio.wrap_future(fut)
+            _observe(metrics, res, engine.clock())
+            data = encoder.push(res.audio)
+            if first:
+                metrics.first_audio.observe(time.monotonic() - start)
+                first = False
+            if data:
+                yield data
+        tail = encoder.tail()
+        if tail:
+            yield tail
+        metrics.requests.labels("ok").inc()
+    except RealtimeError:
+        metrics.requests.labels("error").inc()
+        raise
+    finally:
+        engine.cancel(owner)  # a client gone mid-way: nothing more runs for it
+
+
+def _observe(metrics: ServerMetrics, res: ChunkResult, now: float) -> None:
+    metrics.inference.observe(res.inference_s)
+    metrics.queued.observe(res.queued_s)
+    metrics.batch_size.observe(res.batch_size)
+    metrics.audio_seconds.inc(res.audio_s)
+    if res.request.chunk_id > 0 and now > res.request.deadline:
+        metrics.underrun_risk.inc()  # done after the audio before it would have run out

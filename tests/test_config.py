@@ -1,0 +1,36 @@
+"""Configuration: defaults, environment, flags, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from realtime.config import load_config
+from realtime.errors import ConfigError
+
+
+def test_defaults() -> None:
+    cfg = load_config({}, env={})
+    assert (cfg.host, cfg.port, cfg.engine.device, cfg.api_keys) == ("127.0.0.1", 8000, "auto", ())
+
+
+def test_environment_then_flags() -> None:
+    env = {"REALTIME_PORT": "9001", "REALTIME_API_KEYS": "a, b", "REALTIME_THREADS": "2",
+           "REALTIME_BATCH_TEXT": "true", "REALTIME_CACHE_DIR": "/tmp/x",
+           "REALTIME_HOST": "0.0.0.0"}
+    cfg = load_config({"host": None}, env=env)
+    assert cfg.port == 9001 and cfg.api_keys == ("a", "b") and cfg.host == "0.0.0.0"
+    assert cfg.engine.threads == 2 and cfg.engine.batch_text is True
+    assert cfg.cache_dir == Path("/tmp/x")
+    assert load_config({"port": 7000}, env=env).port == 7000  # a flag beats the environment
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"REALTIME_PORT": "eighty"}, "REALTIME_PORT"),
+    ({"REALTIME_PORT": "70000"}, "port"),
+    ({"REALTIME_WARM_UP": "maybe"}, "REALTIME_WARM_UP"),
+])
+def test_bad_values(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        load_config({}, env=env)
