@@ -88,6 +88,7 @@ class Context:
     stream_base_ms: float = 0.0  # timeline position of that flush
     spoken: list[tuple[float, int]] = field(default_factory=list)  # (end_ms, char_end) per word
     markers: deque[_Marker] = field(default_factory=deque)
+    held: list[Chunk] = field(default_factory=list)  # chunks kept back while output is paused
 
     @property
     def buffered_chars(self) -> int:
@@ -112,7 +113,7 @@ class Context:
         return start + (self.frames_ms + queued_ms) / 1000.0
 
     def mark(self, kind: Literal["flush", "end"], flush_id: MessageId | None = None) -> None:
-        self.markers.append(_Marker(self.created, kind, flush_id))
+        self.markers.append(_Marker(self.created + len(self.held), kind, flush_id))
 
     def deliver(self, now: float) -> list[Out]:
         """Messages for every chunk now deliverable in order, and the markers they release."""
@@ -124,6 +125,11 @@ class Context:
                 return out
             out += self._chunk(self.slots.popleft(), now)
             self.delivered += 1
+
+    @property
+    def busy(self) -> bool:
+        """Chunks are waiting for synthesis or delivery."""
+        return bool(self.slots or self.held)
 
     @property
     def finished(self) -> bool:

@@ -84,8 +84,10 @@ class Limits:
     min_speed: float = 0.5
     max_speed: float = 2.0
     max_buffer_delay_ms: float = 10000.0
+    idle_timeout_s: float | None = None  # no message and nothing to synthesise: close 1000
 
     def as_wire(self) -> dict[str, int | float]:
+        """The limits a client needs to know (``ready``'s ``limits``)."""
         return {
             "max_message_bytes": self.max_message_bytes,
             "max_text_chars": self.max_text_chars,
@@ -96,6 +98,7 @@ class Limits:
             "rate_burst": self.rate_burst,
             "min_speed": self.min_speed,
             "max_speed": self.max_speed,
+            **({} if self.idle_timeout_s is None else {"idle_timeout_s": self.idle_timeout_s}),
         }
 
 

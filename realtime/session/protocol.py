@@ -5,7 +5,9 @@ imports no torch; the clock is passed in (seconds, ``time.monotonic()``). The en
 
 - each frame received -> ``receive(frame, now)``; each engine outcome ->
   ``chunk_done(request, result_or_exception, now)``; at ``next_deadline()`` -> ``poll(now)``;
-  the socket gone -> ``connection_lost()``;
+  the socket gone -> ``connection_lost()``; egress above its high water mark -> ``pause()``,
+  below the low one -> ``resume(now)``; server draining -> wait while ``busy``, then
+  ``close(1001, ...)``;
 - after each call it executes ``actions()`` in order: ``Send`` (write a frame; ``kind``
   ``"control"`` may overtake queued ``"audio"`` frames), ``Submit`` (give the chunk to the
   engine), ``CancelChunks`` (cancel the engine's chunks of that context and drop the context's
@@ -29,6 +31,7 @@ from realtime.errors import RealtimeError
 from realtime.session.context import Context, ContextSettings, StreamKind
 from realtime.session.messages import (
     CLOSE_INTERNAL,
+    CLOSE_NORMAL,
     CLOSE_POLICY,
     PROTOCOL_VERSION,
     ClientMessage,
@@ -130,6 +133,8 @@ class SessionProtocol:
         self._tokens = float(self._limits.rate_burst)
         self._refill_at = now
         self._refused = 0
+        self._active_at = now  # last client message or engine result (idle timeout)
+        self._paused = False
         self.closed = False
         self._log = logging.LoggerAdapter(_LOG, {"session_id": session_id})
         self.settings = settings
@@ -154,6 +159,7 @@ class SessionProtocol:
         """One WebSocket message from the client."""
         if self.closed:
             return
+        self._active_at = now
         if not self._framing_set:
             self._framing_set = True
             if self.framing != "twilio":
@@ -179,6 +185,7 @@ class SessionProtocol:
     def chunk_done(self, request: ChunkRequest, outcome: ChunkResult | BaseException,
                    now: float) -> None:
         """The engine's answer for a submitted chunk (a result, or the exception it raised)."""
+        self._active_at = now
         entry = self._inflight.pop(request.chunk_id, None)
         if entry is None or self.closed:
             return  # cancelled, or its context is gone
@@ -187,17 +194,42 @@ class SessionProtocol:
         self._deliver(ctx, now)
 
     def poll(self, now: float) -> None:
-        """Timers: text that waited ``max_buffer_delay_ms`` becomes a chunk."""
+        """Timers: text that waited ``max_buffer_delay_ms`` becomes a chunk; idle timeout."""
         if self.closed:
             return
         for ctx in list(self._contexts.values()):
             self._schedule(ctx, ctx.scheduler.poll(now), now)
+        idle = self._idle_deadline()
+        if idle is not None and now >= idle:
+            self._close(CLOSE_NORMAL, "idle timeout")
 
     def next_deadline(self) -> float | None:
         """When ``poll`` is next due (same clock as ``now``), or None."""
         times = [t for c in self._contexts.values()
                  if (t := c.scheduler.next_deadline()) is not None]
-        return min(times, default=None)
+        idle = self._idle_deadline()
+        return min([*times, idle] if idle is not None else times, default=None)
+
+    def pause(self) -> None:
+        """Backpressure: chunks that become ready are kept back, not submitted."""
+        self._paused = True
+
+    def resume(self, now: float) -> None:
+        """Submit what ``pause`` kept back (deadlines computed now)."""
+        self._paused = False
+        for ctx in list(self._contexts.values()):
+            held, ctx.held = ctx.held, []
+            self._schedule(ctx, held, now)
+
+    def close(self, code: int, reason: str) -> None:
+        """End the session from the server side (drain: 1001): cancel all, then ``Close``."""
+        if not self.closed:
+            self._close(code, reason)
+
+    @property
+    def busy(self) -> bool:
+        """Some context has chunks waiting for synthesis or delivery."""
+        return any(c.busy for c in self._contexts.values())
 
     def connection_lost(self) -> None:
         """The socket is gone: cancel every context's engine work; nothing more is sent."""
@@ -333,6 +365,9 @@ class SessionProtocol:
     # chunks and audio
 
     def _schedule(self, ctx: Context, chunks: list[Chunk], now: float) -> None:
+        if self._paused:
+            ctx.held += chunks
+            return
         for chunk in chunks:
             if not chunk.phonemes:
                 ctx.add(chunk, None)
@@ -393,6 +428,12 @@ class SessionProtocol:
             self._error("rate_limited", f"more than {lim.rate_messages_per_s:g} messages/s; "
                         "messages are being dropped")
         return False
+
+    def _idle_deadline(self) -> float | None:
+        timeout = self._limits.idle_timeout_s
+        if timeout is None or self.busy or self.closed:
+            return None
+        return self._active_at + timeout
 
     def _ready(self) -> dict[str, Any]:
         s = self.settings

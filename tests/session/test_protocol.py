@@ -557,3 +557,48 @@ def test_twilio_framing() -> None:
     out = s.send(type="cancel")
     assert [m.get("event") or m["type"] for m in out] == ["clear", "cancelled"]
     assert s.send(type="start", context_id="o", codec="opus")[0]["code"] == "bad_value"
+
+
+# endpoint hooks: backpressure, idle timeout, drain
+
+def test_pause_keeps_chunks_back_until_resume() -> None:
+    s = Session()
+    s.proto.pause()
+    s.send(now=1.0, type="text", text="Hello there, my friend. How")
+    s.send(now=1.0, type="flush", flush_id="f")
+    assert s.submitted == [] and s.proto.busy
+    s.proto.resume(2.0)
+    s.read()
+    assert [r.deadline for r in s.submitted] == [2.0, pytest.approx(2.0 + len(
+        s.submitted[0].phonemes) * 0.075)]
+    out = s.finish_all()
+    assert types(out).count("flushed") == 1 and types(out)[-1] == "flushed"
+    assert not s.proto.busy
+
+
+def test_idle_timeout_closes_1000_only_when_nothing_is_in_flight() -> None:
+    s = Session(limits=Limits(idle_timeout_s=10.0))
+    assert s.ready[0]["limits"]["idle_timeout_s"] == 10.0
+    assert s.proto.next_deadline() == 10.0
+    s.send(now=5.0, type="text", text="Hello there, my friend. ")
+    s.send(now=5.0, type="flush")
+    assert s.proto.next_deadline() is None  # synthesis in flight: not idle
+    s.finish_all(now=6.0)
+    assert s.proto.next_deadline() == 16.0
+    s.proto.poll(15.9)
+    s.read()
+    assert s.actions_of(Close) == []
+    s.proto.poll(16.0)
+    s.read()
+    assert s.actions_of(Close) == [Close(1000, "idle timeout")]
+
+
+def test_server_close_cancels_contexts() -> None:
+    s = Session()
+    s.send(type="text", context_id="a", text="Hello there, my friend. ")
+    s.send(type="flush", context_id="a")
+    assert s.proto.busy
+    s.proto.close(1001, "server draining")
+    s.read()
+    assert s.log[-2:] == [CancelChunks("s1", "a"), Close(1001, "server draining")]
+    assert s.finish(s.submitted[0]) == []
