@@ -6,8 +6,10 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 TORCH_CPU_VERSION ?= 2.13.0
 DEMO_TEXT ?= Hello! This is realtime, a streaming text to speech server built on Kokoro.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
-.PHONY: install serve test lint clean-venv
+.PHONY: install serve demo test lint clean-venv
 
 # The stamp depends on pyproject.toml, so a second `make install` does nothing unless it changed.
 install: $(STAMP)
@@ -41,6 +43,9 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 serve: install
+	$(VENV)/bin/realtime serve --host $(HOST) --port $(PORT)
+
+demo: install
 	$(VENV)/bin/realtime say "$(DEMO_TEXT)" -o demo.wav
 
 test: install
