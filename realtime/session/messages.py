@@ -12,8 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NotRequired, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, cast, get_args
 
 import msgpack
 
@@ -25,7 +26,7 @@ __all__ = [
     "ErrorCode", "ErrorMessage", "FlushMessage", "FlushedMessage", "FrameError", "Framing",
     "Limits", "MessageError", "MetricsMessage", "PhonemesMessage", "PingMessage", "PongMessage",
     "ReadyMessage", "ServerMessage", "StartMessage", "TextMessage", "UpdateMessage",
-    "WordMessage", "decode_frame", "encode", "parse_client",
+    "WordMessage", "decode_frame", "encode", "parse_client", "parse_query",
 ]
 
 PROTOCOL_VERSION = 1
@@ -331,6 +332,31 @@ def parse_client(value: object, limits: Limits) -> ClientMessage:
         if field in value and (value[field] is not None or check == "id" or field == required):
             out[field] = _check(check, field, value[field], limits, context_id)
     return cast(ClientMessage, out)
+
+
+def parse_query(query: Mapping[str, str], limits: Limits) -> dict[str, Any]:
+    """Session defaults from the connection's query (strings), checked as ``start`` fields.
+
+    Returns the fields given (``voice``, ``speed``, ``codec``, ``sample_rate``, ``frame_ms``,
+    ``language``, ``framing``); raises ``MessageError`` (``bad_value``) for a bad one.
+    """
+    out: dict[str, Any] = {}
+    framing = query.get("framing")
+    if framing is not None:
+        if framing not in get_args(Framing):
+            raise MessageError("bad_value", "framing must be msgpack, json or twilio")
+        out["framing"] = framing
+    raw: dict[str, object] = {"type": "start"}
+    for key, kind in (("voice", str), ("codec", str), ("language", str), ("speed", float),
+                      ("sample_rate", int), ("frame_ms", int)):
+        if key in query:
+            try:
+                raw[key] = kind(query[key])
+            except ValueError as e:
+                raise MessageError("bad_value", f"{key} must be a number") from e
+    fields = parse_client(raw, limits)
+    out.update((k, v) for k, v in fields.items() if k not in ("type", "context_id"))
+    return out
 
 
 def _check(check: _Check, field: str, v: object, limits: Limits, ctx: str | None) -> object:

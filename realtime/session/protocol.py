@@ -46,6 +46,7 @@ from realtime.session.messages import (
     decode_frame,
     encode,
     parse_client,
+    parse_query,
 )
 from realtime.session.scheduler import Chunk, SchedulerConfig, TextScheduler
 from realtime.text.phonemize import Phonemizer
@@ -176,11 +177,9 @@ class SessionProtocol:
         except MessageError as e:
             self._error(e.code, e.reason, e.context_id)
         except RealtimeError as e:  # e.g. an unknown phoneme symbol from the scheduler
-            self._error("bad_value", e.reason, _context_of(value))
-        except Exception:  # a bug: say so and end this session only
-            self._log.exception("session failed on a client message")
-            self._error("internal", "internal error")
-            self._close(CLOSE_INTERNAL, "internal error")
+            self._error("bad_value", e.reason, _context_of(value, self._limits))
+        except Exception:
+            self._fail("a client message")
 
     def chunk_done(self, request: ChunkRequest, outcome: ChunkResult | BaseException,
                    now: float) -> None:
@@ -191,14 +190,21 @@ class SessionProtocol:
             return  # cancelled, or its context is gone
         ctx, slot = entry
         slot.outcome = outcome
-        self._deliver(ctx, now)
+        try:
+            self._deliver(ctx, now)
+        except Exception:
+            self._fail("an engine result")
 
     def poll(self, now: float) -> None:
         """Timers: text that waited ``max_buffer_delay_ms`` becomes a chunk; idle timeout."""
         if self.closed:
             return
-        for ctx in list(self._contexts.values()):
-            self._schedule(ctx, ctx.scheduler.poll(now), now)
+        try:
+            for ctx in list(self._contexts.values()):
+                self._schedule(ctx, ctx.scheduler.poll(now), now)
+        except Exception:
+            self._fail("a timer")
+            return
         idle = self._idle_deadline()
         if idle is not None and now >= idle:
             self._close(CLOSE_NORMAL, "idle timeout")
@@ -401,6 +407,12 @@ class SessionProtocol:
             message["context_id"] = context_id
         self._send(message, "control", context_id)
 
+    def _fail(self, what: str) -> None:
+        """A bug (not bad input): say so, and end this session only."""
+        self._log.exception("session failed on %s", what)
+        self._error("internal", "internal error")
+        self._close(CLOSE_INTERNAL, "internal error")
+
     def _close(self, code: int, reason: str) -> None:
         for ctx in list(self._contexts.values()):
             self._drop(ctx)
@@ -448,32 +460,14 @@ class SessionProtocol:
         }
 
     def _with_query(self, s: SessionSettings, query: Mapping[str, str]) -> SessionSettings:
-        framing = query.get("framing", s.framing)
-        if framing not in ("msgpack", "json", "twilio"):
-            raise MessageError("bad_value", "framing must be msgpack, json or twilio")
-        raw: dict[str, object] = {"type": "start"}
-        for key in ("voice", "codec", "language"):
-            if key in query:
-                raw[key] = query[key]
-        for key, kind in (("speed", float), ("sample_rate", int), ("frame_ms", int)):
-            if key in query:
-                try:
-                    raw[key] = kind(query[key])
-                except ValueError as e:
-                    raise MessageError("bad_value", f"{key} must be a number") from e
-        msg = parse_client(raw, s.limits)
-        if msg["type"] != "start":  # never: parse_client keeps the type it was given
-            raise MessageError("internal", "query parsing")
-        defaults: dict[str, Any] = {"framing": framing}
+        defaults = parse_query(query, s.limits)
+        framing = defaults.setdefault("framing", s.framing)
         if framing == "twilio":
-            defaults.update(codec="mulaw", sample_rate=TWILIO_RATE)
-        for key in ("voice", "speed", "codec", "sample_rate", "frame_ms", "language"):
-            if key in msg:
-                defaults[key] = msg[key]  # type: ignore[literal-required]
+            defaults = {"codec": "mulaw", "sample_rate": TWILIO_RATE, **defaults}
         if "codec" in defaults and "sample_rate" not in defaults:
             defaults["sample_rate"] = _rate_for(defaults["codec"], s.sample_rate)
         out = replace(s, **defaults)
-        self.framing = framing  # type: ignore[assignment]
+        self.framing = out.framing
         probe = ContextSettings(out.voice, out.speed, out.codec, out.sample_rate, out.frame_ms,
                                 out.language, out.timestamps, 0.0)
         self._voice(out.voice, None)
@@ -489,9 +483,9 @@ def _rate_for(codec: str, preferred: int) -> int:
     return preferred if preferred in rates or not rates else rates[-1]
 
 
-def _context_of(value: object) -> str | None:
+def _context_of(value: object, limits: Limits) -> str | None:
     if isinstance(value, dict):
         cid = value.get("context_id", "default")
-        return cid if isinstance(cid, str) and len(cid) <= 128 else None
+        return cid if isinstance(cid, str) and len(cid) <= limits.max_id_chars else None
     return None
 

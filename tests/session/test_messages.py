@@ -20,6 +20,7 @@ from realtime.session.messages import (
     decode_frame,
     encode,
     parse_client,
+    parse_query,
 )
 
 LIMITS = Limits()
@@ -178,3 +179,13 @@ def test_encode_json_base64_bytes(framing: str) -> None:
 def test_encode_json_keeps_unicode() -> None:
     frame = encode({"type": "pong", "id": "é—"}, "json")
     assert frame == '{"type":"pong","id":"é—"}'
+
+
+def test_parse_query() -> None:
+    assert parse_query({"speed": "1.5", "sample_rate": "8000", "codec": "mulaw",
+                        "framing": "twilio", "token": "secret"}, LIMITS) == {
+        "speed": 1.5, "sample_rate": 8000, "codec": "mulaw", "framing": "twilio"}
+    for bad in ({"framing": "xml"}, {"sample_rate": "8k"}, {"speed": "nan"},
+                {"voice": "v" * 200}):
+        with pytest.raises(MessageError):
+            parse_query(bad, LIMITS)

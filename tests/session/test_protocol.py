@@ -602,3 +602,15 @@ def test_server_close_cancels_contexts() -> None:
     s.read()
     assert s.log[-2:] == [CancelChunks("s1", "a"), Close(1001, "server draining")]
     assert s.finish(s.submitted[0]) == []
+
+
+def test_malformed_engine_result_closes_1011_without_raising() -> None:
+    s = Session()
+    s.send(type="text", text="Hello there, my friend. ")
+    s.send(type="flush")
+    request = s.submitted[0]
+    bad = ChunkResult(request, np.zeros((2, 600), np.float32), np.ones(len(request.phonemes) + 2,
+                      np.int64), 0.0, 0.0, 1, 0)
+    s.proto.chunk_done(request, bad, 1.0)
+    out = s.read()
+    assert out[-1]["code"] == "internal" and s.actions_of(Close)[0].code == 1011
