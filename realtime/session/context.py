@@ -17,7 +17,7 @@ import numpy as np
 from realtime.codecs import StreamEncoder
 from realtime.codecs.twilio import TwilioFramer
 from realtime.engine.request import ChunkRequest, ChunkResult
-from realtime.errors import EngineBusy, EngineStopped, InputError, RealtimeError
+from realtime.errors import ChunkCancelled, EngineBusy, EngineStopped, InputError, RealtimeError
 from realtime.session.alignment import word_timings
 from realtime.session.messages import ErrorCode, MessageId, ServerMessage, Timestamps
 from realtime.session.scheduler import Chunk, TextScheduler
@@ -147,8 +147,8 @@ class Context:
         chunk, result = slot.chunk, slot.outcome
         self.voiced_chars = max(self.voiced_chars, chunk.char_end)
         if isinstance(result, BaseException):
-            code: ErrorCode = ("overloaded" if isinstance(result, EngineBusy | EngineStopped)
-                               else "internal")
+            refused = isinstance(result, EngineBusy | EngineStopped | ChunkCancelled)
+            code: ErrorCode = "overloaded" if refused else "internal"
             reason = result.reason if isinstance(result, RealtimeError) else type(result).__name__
             return [({"type": "error", "code": code, "context_id": self.id,
                       "message": f"chunk {chunk.index} was not synthesised: {reason}"},
@@ -174,10 +174,10 @@ class Context:
         audio_ms = len(samples) * 1000.0 / ENGINE_RATE
         metrics: dict[str, Any] = {
             "type": "metrics", "context_id": self.id, "chunk": chunk.index, "text": chunk.text,
-            "queued_ms": round(result.queued_s * 1000.0, 2),
-            "inference_ms": round(result.inference_s * 1000.0, 2),
-            "batch_size": result.batch_size, "audio_ms": round(audio_ms, 2),
-            "rtf": round(result.inference_s * 1000.0 / audio_ms, 4) if audio_ms else 0.0,
+            "queued_ms": round(float(result.queued_s) * 1000.0, 2),
+            "inference_ms": round(float(result.inference_s) * 1000.0, 2),
+            "batch_size": int(result.batch_size), "audio_ms": round(audio_ms, 2),
+            "rtf": round(float(result.inference_s) * 1000.0 / audio_ms, 4) if audio_ms else 0.0,
         }
         if self.synthesised == 1 and self.first_audio_at is not None:
             start = self.first_text_at if self.first_text_at is not None else now

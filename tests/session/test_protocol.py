@@ -15,6 +15,8 @@ from typing import Any
 import msgpack
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.errors import EngineBusy, VoiceError
@@ -614,3 +616,36 @@ def test_malformed_engine_result_closes_1011_without_raising() -> None:
     s.proto.chunk_done(request, bad, 1.0)
     out = s.read()
     assert out[-1]["code"] == "internal" and s.actions_of(Close)[0].code == 1011
+
+
+_FUZZ_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1), st.floats(),
+    st.text(max_size=40), st.binary(max_size=8), st.sampled_from(["opus", "mulaw", "en-gb"]),
+    st.lists(st.integers(0, 9), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(0, 9),
+                                                        max_size=2))
+_FUZZ_MESSAGES = st.dictionaries(
+    st.sampled_from(["type", "context_id", "text", "phonemes", "voice", "speed", "codec",
+                     "sample_rate", "frame_ms", "flush_id", "played_ms", "id", "timestamps",
+                     "language", "max_buffer_delay_ms"]),
+    _FUZZ_VALUES, max_size=5,
+).map(lambda m: {**m, "type": m.get("type", "text")})
+_FUZZ_TYPES = st.sampled_from(["start", "text", "phonemes", "flush", "update", "cancel", "end",
+                               "ping", "other"])
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(_FUZZ_MESSAGES, _FUZZ_TYPES, st.booleans()), max_size=8))
+def test_fuzz_never_raises_nor_disturbs_another_context(
+        messages: list[tuple[dict[str, Any], str, bool]]) -> None:
+    s = Session("msgpack", limits=Limits(max_text_chars=200))
+    s.send(type="text", context_id="steady", text="Hello there, my friend. ")
+    for msg, kind, retype in messages:
+        if retype:
+            msg["type"] = kind
+        if msg.get("context_id") == "steady":
+            del msg["context_id"]
+        s.raw(msgpack.packb(msg))
+    assert [c.code for c in s.actions_of(Close)] == []
+    s.send(type="end", context_id="steady")
+    steady = [m for m in s.finish_all() if m.get("context_id") == "steady"]
+    assert of(steady, "audio") and types(steady)[-1] == "done"
