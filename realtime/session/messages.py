@@ -252,7 +252,15 @@ ServerMessage = (ReadyMessage | AudioMessage | AlignmentMessage | MetricsMessage
 # Framing.
 
 def decode_frame(frame: bytes | str, max_bytes: int) -> object:
-    """One frame -> the value it carries. Raises ``FrameError`` (1009 too big, 1007 unreadable)."""
+    """One frame -> the value it carries.
+
+    Raises ``FrameError``: 1009 too big, 1007 unreadable (bad msgpack, JSON or UTF-8), 1003
+    neither bytes nor text.
+    """
+    if isinstance(frame, bytearray | memoryview):
+        frame = bytes(frame)
+    if not isinstance(frame, bytes | str):
+        raise FrameError(CLOSE_UNSUPPORTED, f"a frame is bytes or text, not {_kind(frame)}")
     size = len(frame) if isinstance(frame, bytes) else _utf8_size(frame)
     if size > max_bytes:
         raise FrameError(CLOSE_TOO_BIG, f"message of {size} bytes; the limit is {max_bytes}")
@@ -320,7 +328,9 @@ def parse_client(value: object, limits: Limits) -> ClientMessage:
     out: dict[str, object] = {"type": kind}
     context_id: str | None = None
     if kind != "ping":
-        raw = value.get("context_id", DEFAULT_CONTEXT)
+        raw = value.get("context_id")
+        if raw is None:
+            raw = DEFAULT_CONTEXT
         context_id = _string(raw, "context_id", limits.max_id_chars, None)
         if not context_id:
             raise MessageError("bad_value", "context_id must not be empty")

@@ -59,6 +59,13 @@ def test_unreadable_is_1007(frame: bytes | str) -> None:
     assert e.value.close_code == CLOSE_INVALID_PAYLOAD
 
 
+def test_bytes_like_and_other_frames() -> None:
+    assert decode_frame(bytearray(msgpack.packb({"type": "ping"})), 100) == {"type": "ping"}
+    with pytest.raises(FrameError) as e:
+        decode_frame(42, 100)  # type: ignore[arg-type]
+    assert e.value.close_code == 1003
+
+
 # parse_client
 
 @pytest.mark.parametrize("raw, expected", [
@@ -80,6 +87,7 @@ def test_unreadable_is_1007(frame: bytes | str) -> None:
      {"type": "cancel", "context_id": "default", "played_ms": 120.0}),
     ({"type": "cancel", "played_ms": None}, {"type": "cancel", "context_id": "default"}),
     ({"type": "end", "context_id": "x"}, {"type": "end", "context_id": "x"}),
+    ({"type": "end", "context_id": None}, {"type": "end", "context_id": "default"}),
     ({"type": "ping", "id": "p1"}, {"type": "ping", "id": "p1"}),
     ({"type": "ping"}, {"type": "ping"}),
 ])
