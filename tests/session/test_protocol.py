@@ -272,8 +272,9 @@ def test_several_contexts_at_once() -> None:
     assert s.proto.contexts == ()
 
 
-def test_flush_then_flushed_after_its_last_audio() -> None:
-    s = Session()
+@pytest.mark.parametrize("framing", ["msgpack", "json"])
+def test_flush_then_flushed_after_its_last_audio(framing: str) -> None:
+    s = Session(framing)
     s.send(type="text", text="Hello there, my friend. And then")
     assert s.send(type="flush", flush_id="f1") == []
     r0, r1 = s.submitted
@@ -301,8 +302,9 @@ def test_two_flushes_in_order() -> None:
     assert types(out).index("flushed") < types(out).index("alignment", 1)
 
 
-def test_update_applies_from_the_next_chunk() -> None:
-    s = Session(scheduler=SchedulerConfig(min_chunk_chars=0))
+@pytest.mark.parametrize("framing", ["msgpack", "json"])
+def test_update_applies_from_the_next_chunk(framing: str) -> None:
+    s = Session(framing, scheduler=SchedulerConfig(min_chunk_chars=0))
     s.send(type="text", text="Hello there, my friend. How")
     s.send(type="update", voice="bf_emma", speed=1.5)
     s.send(type="text", text=" are you today? Good")
@@ -344,8 +346,9 @@ def test_empty_chunk_keeps_the_order() -> None:
     assert s.log and types([decode(a) for a in s.actions_of(Send)])[-1] == "flushed"
 
 
-def test_phonemes_are_spoken_in_order() -> None:
-    s = Session()
+@pytest.mark.parametrize("framing", ["msgpack", "json"])
+def test_phonemes_are_spoken_in_order(framing: str) -> None:
+    s = Session(framing)
     s.send(type="text", text="Say")
     s.send(type="phonemes", phonemes="kəkˈɔɹO")
     assert [r.phonemes for r in s.submitted][1] == "kəkˈɔɹO"
@@ -370,8 +373,9 @@ def test_max_buffer_delay_poll() -> None:
 
 # cancel
 
-def test_cancel_mid_chunk() -> None:
-    s = Session(scheduler=SchedulerConfig(min_chunk_chars=0))
+@pytest.mark.parametrize("framing", ["msgpack", "json"])
+def test_cancel_mid_chunk(framing: str) -> None:
+    s = Session(framing, scheduler=SchedulerConfig(min_chunk_chars=0))
     s.send(type="text", context_id="c", text=TEXT)
     s.send(type="text", context_id="other", text="Meanwhile, elsewhere. ")
     s.send(type="flush", context_id="other")
@@ -429,8 +433,9 @@ def test_context_id_reused_after_cancel_starts_afresh() -> None:
 
 # limits and errors
 
-def test_errors_for_bad_messages() -> None:
-    s = Session()
+@pytest.mark.parametrize("framing", ["msgpack", "json"])
+def test_errors_for_bad_messages(framing: str) -> None:
+    s = Session(framing)
     cases: list[tuple[dict[str, Any], str]] = [
              ({"type": "dance"}, "unknown_type"), ({"text": "x"}, "bad_message"),
              ({"type": "text", "text": 42}, "bad_value"),
@@ -445,6 +450,7 @@ def test_errors_for_bad_messages() -> None:
     s.send(type="start", context_id="c")
     assert s.send(type="start", context_id="c")[0]["code"] == "bad_value"
     assert s.raw(json.dumps([1, 2]))[0]["code"] == "bad_message"
+    assert s.raw(msgpack.packb("hi"))[0]["code"] == "bad_message"
     assert s.actions_of(Close) == []
 
 
