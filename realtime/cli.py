@@ -136,11 +136,9 @@ def _run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import os
 
-    import uvicorn
-
     from realtime.config import load_config
     from realtime.engine.registry import DEFAULT_MODEL
-    from realtime.server.app import create_app
+    from realtime.server.app import serve
 
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
     # --model and --device have defaults of their own: an environment variable beats those.
@@ -152,8 +150,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(flags)
     print(f"realtime: serving on http://{config.host}:{config.port} (model {config.model}; "
           f"/readyz turns 200 once it is loaded and warm)", file=sys.stderr)
-    uvicorn.run(create_app(config), host=config.host, port=config.port,
-                log_level=config.log_level, ws="websockets-sansio")
+    serve(config)
     return 0
 
 

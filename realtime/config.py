@@ -38,14 +38,34 @@ class ServerConfig:
     max_input_chars: int = 4096  # per HTTP speech request
     api_keys: tuple[str, ...] = ()  # empty: no authentication
     allowed_origins: tuple[str, ...] = ()  # empty: any Origin
-    drain_timeout_s: float = 30.0
+    drain_timeout_s: float = 30.0  # SIGTERM: running contexts may finish this long, then 1001
     log_level: str = "info"
+    # WebSocket sessions.
+    max_sessions: int = 64  # beyond it: accepted, then closed 1013
+    codec: str = "opus"  # session defaults (a query or `start` overrides them)
+    sample_rate: int = 24000
+    frame_ms: int = 20
+    opus_bitrate: int | None = 32000  # speech needs far less than libopus's default
+    max_message_bytes: int = 65536
+    max_text_chars: int = 10000
+    max_buffered_chars: int = 20000
+    max_contexts: int = 16
+    rate_messages_per_s: float = 100.0
+    rate_burst: int = 200
+    idle_timeout_s: float = 300.0  # no message and nothing to synthesise: close 1000
+    egress_high_bytes: int = 1 << 20  # queued audio above this: the session stops scheduling
+    egress_low_bytes: int = 256 << 10  # ... until it drains below this
+    stall_timeout_s: float = 10.0  # one frame not taken by the client for this long: close
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
             raise ConfigError(f"port must be 0..65535, got {self.port}")
         if self.max_input_chars < 1:
             raise ConfigError("max_input_chars must be at least 1")
+        if not 0 < self.egress_low_bytes <= self.egress_high_bytes:
+            raise ConfigError("need 0 < egress_low_bytes <= egress_high_bytes")
+        if self.max_sessions < 1:
+            raise ConfigError("max_sessions must be at least 1")
 
 
 ENV_PREFIX = "REALTIME_"
@@ -69,7 +89,7 @@ def _convert(name: str, value: str, default: Any) -> Any:
         raise ConfigError(f"{name}: cannot read {value!r} as {type(default).__name__}") from exc
     if name.endswith(("MODEL_DIR", "CACHE_DIR")):
         return Path(value)
-    if name.endswith(("THREADS", "DECODER_BATCH")):
+    if name.endswith(("THREADS", "DECODER_BATCH", "OPUS_BITRATE")):
         try:
             return int(value)
         except ValueError as exc:

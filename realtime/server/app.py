@@ -10,26 +10,32 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Literal
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from realtime.codecs.wav import wav_header
 from realtime.config import ServerConfig
 from realtime.engine.engine import Engine
 from realtime.engine.policy import EDFPolicy
 from realtime.engine.registry import LoadedModel, load_model
+from realtime.engine.request import ChunkResult
 from realtime.engine.runner import ModelRunner, default_decoder_batch
 from realtime.errors import EngineBusy, EngineStopped, InputError, RealtimeError, VoiceError
 from realtime.text.phonemize import Phonemizer
 
 from .metrics import ServerMetrics
-from .speech import FORMATS, parse_speech, synthesize_speech
+from .speech import FORMATS, observe_chunk, parse_speech, synthesize_speech
+from .ws import SessionPump, stream_endpoint
 
 log = logging.getLogger("realtime.server")
 
@@ -52,6 +58,30 @@ class AppState:
     model: LoadedModel | None = None
     engine: Engine | None = None
     phonemizer: Phonemizer | None = None
+    phonemizers: dict[str, Phonemizer] = field(default_factory=dict)
+    sessions: set[SessionPump] = field(default_factory=set)
+    no_sessions: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def phonemizer_for(self, language: str) -> Phonemizer:
+        return self.phonemizers[language]
+
+    def observe_chunk(self, res: ChunkResult, now: float) -> None:
+        observe_chunk(self.metrics, res, now)
+
+    async def drain(self) -> None:
+        """Readiness goes false; new sessions get 1013; each open session closes with 1001
+        once it has nothing left to say, or when ``drain_timeout_s`` runs out."""
+        self.status, self.reason = "draining", "draining"
+        for pump in list(self.sessions):
+            pump.drain()
+        if not self.sessions:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.no_sessions.wait(), self.config.drain_timeout_s)
+        for pump in list(self.sessions):
+            pump.close(1001, "server draining")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.no_sessions.wait(), 5.0)
 
 
 async def start_serving(state: AppState, loader: Loader) -> None:
@@ -70,7 +100,9 @@ async def start_serving(state: AppState, loader: Loader) -> None:
                         cfg.engine.queue_limit)
         state.reason = "warming up the engine"
         await asyncio.to_thread(engine.start, cfg.engine.warm_up)
-        state.phonemizer = await asyncio.to_thread(Phonemizer, cfg.language)
+        for language in Phonemizer.languages():
+            state.phonemizers[language] = await asyncio.to_thread(Phonemizer, language)
+        state.phonemizer = state.phonemizers[cfg.language]
         state.model, state.engine = lm, engine
         state.status, state.reason = "ready", "serving"
         log.info("ready: model %s on %s", lm.name, lm.device)
@@ -111,7 +143,7 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
                         status_code=status, headers=headers)
 
 
-def _authorised(state: AppState, request: Request) -> bool:
+def _authorised(state: AppState, request: Request | WebSocket) -> bool:
     keys = state.config.api_keys
     if not keys:
         return True
@@ -120,7 +152,7 @@ def _authorised(state: AppState, request: Request) -> bool:
     return token is not None and any(hmac.compare_digest(token, k) for k in keys)
 
 
-def _routes(state: AppState) -> list[Route]:
+def _routes(state: AppState) -> list[BaseRoute]:
     async def healthz(request: Request) -> Response:
         ok = state.status != "failed"
         return JSONResponse({"status": "ok" if ok else "failed", "reason": state.reason},
@@ -189,10 +221,46 @@ def _routes(state: AppState) -> list[Route]:
             data = wav_header(24_000, len(data) // 2) + data
         return Response(data, media_type=media)
 
+    async def stream(ws: WebSocket) -> None:
+        await stream_endpoint(ws, state, lambda w: _authorised(state, w))
+
     return [
+        WebSocketRoute("/v1/stream", stream),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/v1/voices", voices),
         Route("/v1/audio/speech", speech, methods=["POST"]),
     ]
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with SIGTERM/SIGINT draining the sessions first (a second signal: at once)."""
+
+    def __init__(self, config: uvicorn.Config, state: AppState) -> None:
+        super().__init__(config)
+        self.realtime = state
+        self._draining: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining is not None or not self.realtime.sessions:
+            super().handle_exit(sig, frame)
+            return
+        log.info("signal %s: draining %d sessions (up to %.0f s)", signal.Signals(sig).name,
+                 len(self.realtime.sessions), self.realtime.config.drain_timeout_s)
+        loop = asyncio.get_event_loop()
+
+        def start() -> None:
+            self._draining = loop.create_task(self.realtime.drain())
+            self._draining.add_done_callback(lambda _: super(DrainingServer, self).handle_exit(
+                sig, frame))
+
+        loop.call_soon_threadsafe(start)
+
+
+def serve(config: ServerConfig, loader: Loader = registry_loader) -> None:
+    """Run the server until SIGTERM / SIGINT (which drain first)."""
+    app = create_app(config, loader)
+    uv = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
+                        ws="websockets-sansio", ws_max_size=config.max_message_bytes + 1024)
+    DrainingServer(uv, app.state.realtime).run()

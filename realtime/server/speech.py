@@ -127,7 +127,7 @@ async def synthesize_speech(req: SpeechRequest, engine: Engine, phonemizer: Phon
         first = True
         for fut in futures:
             res: ChunkResult = await asyncio.wrap_future(fut)
-            _observe(metrics, res, engine.clock())
+            observe_chunk(metrics, res, engine.clock())
             data = encoder.push(res.audio)
             if first:
                 metrics.first_audio.observe(time.monotonic() - start)
@@ -145,7 +145,7 @@ async def synthesize_speech(req: SpeechRequest, engine: Engine, phonemizer: Phon
         engine.cancel(owner)  # a client gone mid-way: nothing more runs for it
 
 
-def _observe(metrics: ServerMetrics, res: ChunkResult, now: float) -> None:
+def observe_chunk(metrics: ServerMetrics, res: ChunkResult, now: float) -> None:
     metrics.inference.observe(res.inference_s)
     metrics.queued.observe(res.queued_s)
     metrics.batch_size.observe(res.batch_size)

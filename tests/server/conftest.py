@@ -3,6 +3,7 @@ vocab (so the real text front end's phonemes are valid)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -49,6 +50,7 @@ class Running:
     url: str
     server: uvicorn.Server
     thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         req = urllib.request.Request(self.url + path, headers=headers or {})
@@ -70,6 +72,10 @@ class Running:
         except urllib.error.HTTPError as err:
             return err.code, err.read(), dict(err.headers)
 
+    def server_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop uvicorn runs on (to run coroutines there from a test)."""
+        return self.loop
+
     def wait_ready(self, timeout: float = 60) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -88,7 +94,17 @@ def start_server(config: ServerConfig, loader: Callable[[ServerConfig], LoadedMo
     app = create_app(config, loader)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            ws="websockets-sansio"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    loop = asyncio.new_event_loop()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.serve())
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
     end = time.monotonic() + 30
@@ -96,7 +112,7 @@ def start_server(config: ServerConfig, loader: Callable[[ServerConfig], LoadedMo
         if time.monotonic() > end or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
-    return Running(url, server, thread)
+    return Running(url, server, thread, loop)
 
 
 def stop_server(running: Running) -> None:
