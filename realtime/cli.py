@@ -80,7 +80,8 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--language", default=None, help="default language: en-us or en-gb")
     serve.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                        help="inference precision (default float32)")
-    serve.add_argument("--max-batch", type=int, default=None, help="chunks per batch (8)")
+    serve.add_argument("--max-batch", type=int, default=None,
+                       help="chunks per engine batch (default: 1 on a CPU, 8 on a GPU)")
     serve.add_argument("--decoder-batch", type=int, default=None,
                        help="items per decoder pass (default: 1 on a CPU, all on a GPU)")
     serve.add_argument("--queue-limit", type=int, default=None,
@@ -91,6 +92,20 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="accept this key (Authorization: Bearer KEY or ?token=KEY); "
                             "repeat for several; none: no authentication")
     serve.add_argument("--log-level", default=None, help="debug, info, warning (info)")
+    serve.add_argument("--max-sessions", type=int, default=None,
+                       help="WebSocket sessions at once; one more is closed with 1013 (64)")
+    serve.add_argument("--allowed-origin", dest="allowed_origins", action="append",
+                       default=None, help="WebSocket Origin allow-list; repeat (default: any)")
+    serve.add_argument("--codec", default=None, help="session default: opus, pcm16, mulaw, alaw")
+    serve.add_argument("--sample-rate", type=int, default=None, help="session default (24000)")
+    serve.add_argument("--frame-ms", type=int, default=None, help="session default (20)")
+    serve.add_argument("--opus-bitrate", type=int, default=None, help="bits/s (32000)")
+    serve.add_argument("--idle-timeout", dest="idle_timeout_s", type=float, default=None,
+                       help="close a session idle this long, seconds (300)")
+    serve.add_argument("--stall-timeout", dest="stall_timeout_s", type=float, default=None,
+                       help="drop a session whose client takes no frame this long (10)")
+    serve.add_argument("--drain-timeout", dest="drain_timeout_s", type=float, default=None,
+                       help="on SIGTERM, let sessions finish this long before 1001 (30)")
     _model_args(serve)
 
     models = sub.add_parser("models", help="list the registered weight sets")
@@ -145,8 +160,9 @@ def _serve(args: argparse.Namespace) -> int:
     for name, default in (("model", DEFAULT_MODEL), ("device", "auto")):
         if flags[name] == default and f"REALTIME_{name.upper()}" in os.environ:
             del flags[name]
-    if flags.get("api_keys") is not None:
-        flags["api_keys"] = tuple(flags["api_keys"])
+    for name in ("api_keys", "allowed_origins"):
+        if flags.get(name) is not None:
+            flags[name] = tuple(flags[name])
     config = load_config(flags)
     print(f"realtime: serving on http://{config.host}:{config.port} (model {config.model}; "
           f"/readyz turns 200 once it is loaded and warm)", file=sys.stderr)

@@ -17,7 +17,7 @@ class EngineConfig:
     device: str = "auto"  # auto (CUDA if present), cpu, cuda[:N]
     threads: int | None = None  # torch CPU threads (None: torch's default)
     dtype: str = "float32"  # float32, bfloat16, float16 (CUDA)
-    max_batch: int = 8
+    max_batch: int | None = None  # None: by device (1 on the CPU, 8 on a GPU)
     max_frames: float = 12_000.0
     decoder_batch: int | None = None  # None: by device (1 on the CPU, whole batch on a GPU)
     batch_text: bool = False
@@ -89,7 +89,7 @@ def _convert(name: str, value: str, default: Any) -> Any:
         raise ConfigError(f"{name}: cannot read {value!r} as {type(default).__name__}") from exc
     if name.endswith(("MODEL_DIR", "CACHE_DIR")):
         return Path(value)
-    if name.endswith(("THREADS", "DECODER_BATCH", "OPUS_BITRATE")):
+    if name.endswith(("THREADS", "DECODER_BATCH", "OPUS_BITRATE", "MAX_BATCH")):
         try:
             return int(value)
         except ValueError as exc:

@@ -31,6 +31,7 @@ def test_bench_levels_json_and_plot(lm: LoadedModel, tmp_path: Path) -> None:
         assert lv["chunks"] == 2 * lv["concurrency"]
         assert lv["audio_s"] > 0 and lv["throughput"] > 0
         assert lv["latency_p95_ms"] >= lv["latency_p50_ms"] > 0
+        assert lv["first_max_overtaken"] >= 0 and lv["first_max_waited_batches"] >= 0
     assert all(lv["mean_batch"] == 1.0 for lv in levels if lv["mode"] == "sequential")
     assert "sequential" in engine_report(result)
     write_outputs(result, tmp_path / "b.json", tmp_path / "b.png")

@@ -146,27 +146,33 @@ class Engine:
             self._run(batch, number)
 
     def _run(self, batch: list[Pending], number: int) -> None:
+        """Run a batch, delivering each chunk as soon as the runner yields it."""
         start = self.clock()
+        delivered = 0
         try:
-            outputs = self.runner.run([p.request for p in batch])
+            for index, audio, durations in self.runner.run([p.request for p in batch]):
+                now = self.clock()
+                p = batch[index]
+                with self._cond:
+                    if not p.future.done():  # cancelled while it ran: the result is dropped
+                        p.future.set_result(ChunkResult(
+                            p.request, audio, durations, queued_s=start - p.submitted,
+                            inference_s=now - start, batch_size=len(batch),
+                            waited_batches=number - 1 - p.started_before))
+                        self._chunks += 1
+                delivered += 1
+            if delivered != len(batch):
+                raise RuntimeError(f"the runner gave {delivered} results for {len(batch)} chunks")
         except Exception as exc:  # the batch's owners get the error; the loop carries on
             log.exception("batch %d of %d chunks failed", number, len(batch))
+            err = exc if isinstance(exc, RealtimeError) else RealtimeError(
+                f"synthesis failed: {exc}")
             with self._cond:
                 for p in batch:
-                    self._fail(p, exc if isinstance(exc, RealtimeError)
-                               else RealtimeError(f"synthesis failed: {exc}"))
+                    self._fail(p, err)
+        finally:
+            with self._cond:
                 self._running = []
-            return
-        took = self.clock() - start
-        with self._cond:
-            for p, (audio, durations) in zip(batch, outputs, strict=True):
-                if p.future.done():  # cancelled while it ran: the result is dropped
-                    continue
-                p.future.set_result(ChunkResult(
-                    p.request, audio, durations, queued_s=start - p.submitted, inference_s=took,
-                    batch_size=len(batch), waited_batches=number - 1 - p.started_before))
-                self._chunks += 1
-            self._running = []
 
     @staticmethod
     def _fail(p: Pending, exc: BaseException) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal, Protocol
 
 import numpy as np
@@ -21,6 +21,8 @@ log = logging.getLogger("realtime.engine")
 DType = Literal["float32", "bfloat16", "float16"]
 _DTYPES: dict[str, torch.dtype] = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
+RunOutput = tuple[int, np.ndarray, np.ndarray]  # index in the batch, audio, durations
+
 WARM_UP_PHONEMES = ("hˈɛlO.", "ðɪs ɪz ə wˈɔɹm ˈʌp sˈɛntəns, ʤˈʌst tə ɡˈɛt ðə kˈɛɹnᵊlz ɹˈɛdi.")
 
 
@@ -34,13 +36,21 @@ def default_decoder_batch(device: torch.device) -> int | None:
     return 1 if device.type == "cpu" else None
 
 
+def default_max_batch(device: torch.device) -> int:
+    """Chunks per engine batch, by device. On the CPU items are decoded one by one anyway, so
+    a batch of one loses no throughput and lets the policy re-choose after every chunk: a new
+    context's first chunk then waits behind one chunk, not behind the rest of a batch."""
+    return 1 if device.type == "cpu" else 8
+
+
 class Runner(Protocol):
     def prepare(self, request: ChunkRequest) -> None:
         """Validate a request before it is queued (raise InputError / VoiceError)."""
         ...
 
-    def run(self, batch: Sequence[ChunkRequest]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(audio float32 24 kHz, durations int64) per request, in order."""
+    def run(self, batch: Sequence[ChunkRequest]) -> Iterable[RunOutput]:
+        """``(index in batch, audio float32 24 kHz, durations int64)`` for every request, each
+        as soon as it is ready (a generator lets the engine deliver early items early)."""
         ...
 
     def warm_up(self) -> None:
@@ -71,16 +81,15 @@ class ModelRunner:
         ids = self.lm.model.phonemes_to_ids(request.phonemes)
         self.lm.model.item(ids, self.lm.voices.style(request.voice, len(ids)), request.speed)
 
-    def run(self, batch: Sequence[ChunkRequest]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def run(self, batch: Sequence[ChunkRequest]) -> Iterator[RunOutput]:
         model, voices = self.lm.model, self.lm.voices
         items = []
         for r in batch:
             ids = model.phonemes_to_ids(r.phonemes)
             items.append(model.item(ids, voices.style(r.voice, len(ids)), r.speed, r.seed))
         with self._autocast():
-            outs = model.forward_batch(items, decoder_batch=self.decoder_batch,
-                                       batch_text=self.batch_text)
-        return [(o.audio.float().cpu().numpy(), o.durations.cpu().numpy()) for o in outs]
+            for i, o in model.iter_batch(items, self.decoder_batch, self.batch_text):
+                yield i, o.audio.float().cpu().numpy(), o.durations.cpu().numpy()
 
     def warm_up(self) -> None:
         """Run the kernels once (first calls allocate and pick algorithms), one size each."""
@@ -88,8 +97,10 @@ class ModelRunner:
         vocab = self.lm.model.config.vocab
         texts = ["".join(c for c in p if c in vocab) for p in WARM_UP_PHONEMES]
         reqs = [ChunkRequest("warm-up", "warm-up", t, voice, 0.0) for t in texts if t]
-        self.run(reqs[:1])
-        self.run(reqs)
+        for _ in self.run(reqs[:1]):
+            pass
+        for _ in self.run(reqs):
+            pass
         log.info("engine warmed up on %s (%s)", self.lm.device, self.dtype)
 
     @contextlib.contextmanager

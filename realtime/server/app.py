@@ -29,7 +29,7 @@ from realtime.engine.engine import Engine
 from realtime.engine.policy import EDFPolicy
 from realtime.engine.registry import LoadedModel, load_model
 from realtime.engine.request import ChunkResult
-from realtime.engine.runner import ModelRunner, default_decoder_batch
+from realtime.engine.runner import ModelRunner, default_decoder_batch, default_max_batch
 from realtime.errors import EngineBusy, EngineStopped, InputError, RealtimeError, VoiceError
 from realtime.text.phonemize import Phonemizer
 
@@ -65,6 +65,9 @@ class AppState:
     def phonemizer_for(self, language: str) -> Phonemizer:
         return self.phonemizers[language]
 
+    def count_contexts(self) -> None:
+        self.metrics.contexts.set(sum(len(p.proto.contexts) for p in self.sessions))
+
     def observe_chunk(self, res: ChunkResult, now: float) -> None:
         observe_chunk(self.metrics, res, now)
 
@@ -96,7 +99,8 @@ async def start_serving(state: AppState, loader: Loader) -> None:
         lm = await asyncio.to_thread(loader, cfg)
         runner = ModelRunner(lm, cfg.engine.decoder_batch or default_decoder_batch(lm.device),
                              cfg.engine.batch_text, cfg.engine.dtype)  # type: ignore[arg-type]
-        engine = Engine(runner, EDFPolicy(cfg.engine.max_batch, cfg.engine.max_frames),
+        max_batch = cfg.engine.max_batch or default_max_batch(lm.device)
+        engine = Engine(runner, EDFPolicy(max_batch, cfg.engine.max_frames),
                         cfg.engine.queue_limit)
         state.reason = "warming up the engine"
         await asyncio.to_thread(engine.start, cfg.engine.warm_up)

@@ -15,8 +15,8 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -86,7 +86,8 @@ class SessionPump:
 
         self.proto = SessionProtocol(session_settings(state), self.session_id,
                                      phonemizer=state.phonemizer_for, check_voice=check_voice,
-                                     query=dict(ws.query_params), now=clock())
+                                     query=dict(ws.query_params), now=clock(),
+                                     observe=self._observe)
 
     async def run(self) -> None:
         self._execute()
@@ -109,6 +110,11 @@ class SessionPump:
             self.wake_writer.set()
             await asyncio.wait(tasks, timeout=5)
             self.engine.cancel(self.session_id)
+
+    def _observe(self, metrics: Mapping[str, Any]) -> None:
+        first = metrics.get("first_audio_ms")
+        if isinstance(first, int | float):
+            self.state.metrics.first_audio.observe(first / 1000.0)
 
     def close(self, code: int, reason: str) -> None:
         self.proto.close(code, reason)
@@ -143,6 +149,7 @@ class SessionPump:
                         self.closing = a
                     self.wake_writer.set()
         self.wake_timer.set()
+        self.state.count_contexts()
 
     def _submit(self, request: ChunkRequest) -> None:
         try:

@@ -116,13 +116,16 @@ class SessionProtocol:
     them); ``check_voice(spec)`` raises a ``RealtimeError`` for a voice the engine cannot use
     (default: every name of a ``+``-blend must be in ``settings.voices``). ``query`` holds the
     connection's query parameters; a bad one is answered by ``error`` and close 1008.
+    ``observe(metrics)`` sees every ``metrics`` message as it is queued (for server metrics).
     """
 
     def __init__(self, settings: SessionSettings, session_id: str, *,
                  phonemizer: Callable[[str], Phonemizer],
                  check_voice: Callable[[str], None] | None = None,
-                 query: Mapping[str, str] | None = None, now: float = 0.0) -> None:
+                 query: Mapping[str, str] | None = None, now: float = 0.0,
+                 observe: Callable[[Mapping[str, Any]], None] | None = None) -> None:
         self.session_id = session_id
+        self._observe = observe
         self._phonemizer = phonemizer
         self._check_voice = check_voice or self._voice_in_list
         self._limits = settings.limits
@@ -390,6 +393,8 @@ class SessionProtocol:
 
     def _deliver(self, ctx: Context, now: float) -> None:
         for message, kind in ctx.deliver(now):
+            if self._observe is not None and message.get("type") == "metrics":
+                self._observe(message)
             self._send(message, kind, ctx.id)
         if ctx.finished and self._contexts.get(ctx.id) is ctx:
             del self._contexts[ctx.id]

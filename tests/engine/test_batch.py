@@ -103,3 +103,15 @@ def test_decoder_row_ignores_a_longer_neighbour(model: KModel) -> None:
     real = int(lengths[0]) * model.config.frame_samples
     assert float((got[0, :real] - ref[0]).abs().max()) <= 1e-4
     assert float(got[0, real:].abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("decoder_batch", [1, 2, None])
+def test_iter_batch_yields_every_item_once(model: KModel, decoder_batch: int | None) -> None:
+    batch = items(model, [12, 3, 40, 7], seed=9)
+    got = list(model.iter_batch(batch, decoder_batch))
+    assert sorted(i for i, _ in got) == [0, 1, 2, 3]
+    if decoder_batch == 1:
+        assert [i for i, _ in got] == [0, 1, 2, 3]  # in the order given (EDF order)
+    whole = model.forward_batch(batch)
+    for i, out in got:
+        assert float((out.audio - whole[i].audio).abs().max()) <= 1e-4

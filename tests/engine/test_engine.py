@@ -29,14 +29,14 @@ class FakeRunner:
         if "!" in request.phonemes:
             raise InputError("unknown phoneme symbol(s): '!'")
 
-    def run(self, batch: Sequence[ChunkRequest]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def run(self, batch: Sequence[ChunkRequest]) -> list[tuple[int, np.ndarray, np.ndarray]]:
         self.batches.append([r.phonemes for r in batch])
         self.started.set()
         assert self.gate.wait(10)
         if self.fail_on and any(r.phonemes == self.fail_on for r in batch):
             raise RuntimeError("boom")
-        return [(np.full(len(r.phonemes), 0.5, np.float32), np.ones(len(r.phonemes) + 2))
-                for r in batch]
+        return [(i, np.full(len(r.phonemes), 0.5, np.float32), np.ones(len(r.phonemes) + 2))
+                for i, r in enumerate(batch)]
 
     def warm_up(self) -> None:
         self.batches.append(["warm-up"])
@@ -188,3 +188,42 @@ def test_async_face(fake: FakeRunner, engine: Engine) -> None:
 
     asyncio.run(main())
     assert not any("abandoned" in b for b in fake.batches)
+
+
+class SteppingRunner(FakeRunner):
+    """Yields a batch's chunks one at a time: the first at once, each later one only after
+    ``step`` is set; a chunk named "blocker" waits for ``gate`` (to fill the queue)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step = threading.Event()
+
+    def run(self, batch: Sequence[ChunkRequest]):  # type: ignore[no-untyped-def, override]
+        self.batches.append([r.phonemes for r in batch])
+        for i, r in enumerate(batch):
+            if r.phonemes == "blocker":
+                self.started.set()
+                assert self.gate.wait(10)
+            elif i:
+                assert self.step.wait(10)
+            yield i, np.zeros(len(r.phonemes), np.float32), np.ones(len(r.phonemes) + 2)
+
+
+def test_early_items_of_a_batch_are_delivered_early() -> None:
+    runner = SteppingRunner()
+    eng = Engine(runner, EDFPolicy(max_batch=4))
+    eng.start(warm_up=False)
+    try:
+        hold(runner, eng)
+        futs = [eng.submit(req(f"c{i}", deadline=float(i))) for i in range(3)]
+        runner.gate.set()
+        first = futs[0].result(5)  # out while the rest of its batch is still running
+        assert not futs[1].done() and not futs[2].done()
+        assert runner.batches[-1] == ["c0", "c1", "c2"] and first.batch_size == 3
+        runner.step.set()
+        rest = [f.result(5) for f in futs[1:]]
+        assert first.inference_s <= rest[-1].inference_s
+    finally:
+        runner.gate.set()
+        runner.step.set()
+        eng.stop()

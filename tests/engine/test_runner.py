@@ -42,9 +42,10 @@ def reqs(texts: list[str]) -> list[ChunkRequest]:
 def test_batch_equals_one_by_one(lm: LoadedModel) -> None:
     rs = reqs(TEXTS)
     runner = ModelRunner(lm, decoder_batch=None)
-    together = runner.run(rs)
-    for r, (audio, durations) in zip(rs, together, strict=True):
-        alone_audio, alone_dur = runner.run([r])[0]
+    together = sorted(runner.run(rs), key=lambda out: out[0])
+    assert [i for i, _, _ in together] == list(range(len(rs)))
+    for r, (_, audio, durations) in zip(rs, together, strict=True):
+        ((_, alone_audio, alone_dur),) = list(runner.run([r]))
         assert np.array_equal(durations, alone_dur)
         assert audio.dtype == np.float32
         assert np.abs(audio - alone_audio).max() <= 1e-4
@@ -63,8 +64,8 @@ def test_prepare_validates(lm: LoadedModel) -> None:
 def test_bfloat16_autocast_close_to_float32(lm: LoadedModel) -> None:
     """The half-precision path (CUDA's float16 in production) exercised on the CPU."""
     (r,) = [x for x in reqs(TEXTS) if x.context == "c1"]
-    ref, _ = ModelRunner(lm).run([r])[0]
-    got, _ = ModelRunner(lm, dtype="bfloat16").run([r])[0]
+    ((_, ref, _),) = list(ModelRunner(lm).run([r]))
+    ((_, got, _),) = list(ModelRunner(lm, dtype="bfloat16").run([r]))
     assert got.shape == ref.shape and np.isfinite(got).all()
     corr = float(np.corrcoef(ref, got)[0, 1])
     assert corr > 0.9

@@ -6,7 +6,7 @@ phoneme ids -> ALBERT -> prosody predictor (durations, F0, energy) + text encode
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -111,7 +111,6 @@ class KModel(nn.Module):
             raise InputError(f"speed must be positive, got {speed}")
         return SynthItem(ids, style, float(speed), seed)
 
-    @torch.inference_mode()
     def forward_batch(self, items: Sequence[SynthItem], decoder_batch: int | None = None,
                       batch_text: bool = False) -> list[KOutput]:
         """Synthesise several utterances in one pass; each result equals running it alone.
@@ -126,44 +125,66 @@ class KModel(nn.Module):
         F0 into a phase over the whole utterance, which turns such rounding into sample
         differences of up to ~0.05 late in a long item: inaudible, but not equal.
         """
+        out = dict(self.iter_batch(items, decoder_batch, batch_text))
+        return [out[b] for b in range(len(items))]
+
+    @torch.inference_mode()
+    def iter_batch(self, items: Sequence[SynthItem], decoder_batch: int | None = None,
+                   batch_text: bool = False) -> Iterator[tuple[int, KOutput]]:
+        """:meth:`forward_batch`, yielding ``(index, output)`` as each decoder group finishes,
+        so that a caller can deliver early items before the batch is done. With
+        ``decoder_batch=1`` (and the text side item by item) items go in the order given, each
+        one's text side just before its decoding."""
         if not items:
-            return []
-        # Row by row unless asked: see the docstring.
+            return
+        if decoder_batch == 1 and not batch_text:
+            for b, it in enumerate(items):
+                side = self._text_side([it])
+                yield b, self._decode([it], side.d, side.asr, side.frames, batch_text)[0]
+            return
+        # Row by row unless asked: see forward_batch.
         sides = [self._text_side(items)] if batch_text else [self._text_side([it]) for it in items]
         d_rows = [row for side in sides for row in side.d]
         asr_rows = [row for side in sides for row in side.asr]
         frames = [row for side in sides for row in side.frames]
-        style = torch.stack([it.style.to(self.device) for it in items])
-        s_dec, s_pro = style[:, :self.config.style_dim], style[:, self.config.style_dim:]
         totals = [int(f.sum()) for f in frames]
         order = sorted(range(len(items)), key=totals.__getitem__)
         size = decoder_batch or len(items)
-        audio: dict[int, Tensor] = {}
         for start in range(0, len(order), size):
             group = order[start:start + size]
-            width = max(totals[b] for b in group)
-            en = d_rows[0].new_zeros(len(group), d_rows[0].shape[1], width)
-            asr = asr_rows[0].new_zeros(len(group), asr_rows[0].shape[0], width)
-            for j, b in enumerate(group):
-                index = torch.repeat_interleave(
-                    torch.arange(len(frames[b]), device=self.device), frames[b])
-                en[j, :, :totals[b]] = d_rows[b].transpose(0, 1)[:, index]
-                asr[j, :, :totals[b]] = asr_rows[b][:, index]
-            fr = torch.tensor([totals[b] for b in group], device=self.device)
-            if not batch_text:
-                curves = [self.predictor.f0_n(en[j:j + 1, :, :totals[b]], s_pro[b:b + 1])
-                          for j, b in enumerate(group)]
-                f0 = en.new_zeros(len(group), 2 * width)
-                n = en.new_zeros(len(group), 2 * width)
-                for j, (cf, cn) in enumerate(curves):
-                    f0[j, :cf.shape[1]], n[j, :cn.shape[1]] = cf[0], cn[0]
-            else:
-                f0, n = self.predictor.f0_n(en, s_pro[group], fr)
-            noise = [self._noise(items[b].seed) for b in group]
-            wave = self.decoder(asr, f0, n, s_dec[group], noise, fr)
-            for j, b in enumerate(group):
-                audio[b] = wave[j, :totals[b] * self.config.frame_samples].float()
-        return [KOutput(audio=audio[b], durations=frames[b]) for b in range(len(items))]
+            outs = self._decode([items[b] for b in group], [d_rows[b] for b in group],
+                                [asr_rows[b] for b in group], [frames[b] for b in group],
+                                batch_text)
+            yield from zip(group, outs, strict=True)
+
+    def _decode(self, items: Sequence[SynthItem], d_rows: Sequence[Tensor],
+                asr_rows: Sequence[Tensor], frames: Sequence[Tensor],
+                batch_curves: bool) -> list[KOutput]:
+        """Align, F0/energy curves (row by row unless ``batch_curves``), decode one group."""
+        style = torch.stack([it.style.to(self.device) for it in items])
+        s_dec, s_pro = style[:, :self.config.style_dim], style[:, self.config.style_dim:]
+        totals = [int(f.sum()) for f in frames]
+        width = max(totals)
+        en = d_rows[0].new_zeros(len(items), d_rows[0].shape[1], width)
+        asr = asr_rows[0].new_zeros(len(items), asr_rows[0].shape[0], width)
+        for j in range(len(items)):
+            index = torch.repeat_interleave(torch.arange(len(frames[j]), device=self.device),
+                                            frames[j])
+            en[j, :, :totals[j]] = d_rows[j].transpose(0, 1)[:, index]
+            asr[j, :, :totals[j]] = asr_rows[j][:, index]
+        fr = torch.tensor(totals, device=self.device)
+        if batch_curves:
+            f0, n = self.predictor.f0_n(en, s_pro, fr)
+        else:
+            f0 = en.new_zeros(len(items), 2 * width)
+            n = en.new_zeros(len(items), 2 * width)
+            for j in range(len(items)):
+                cf, cn = self.predictor.f0_n(en[j:j + 1, :, :totals[j]], s_pro[j:j + 1])
+                f0[j, :cf.shape[1]], n[j, :cn.shape[1]] = cf[0], cn[0]
+        noise = [self._noise(it.seed) for it in items]
+        wave = self.decoder(asr, f0, n, s_dec, noise, fr)
+        return [KOutput(audio=wave[j, :totals[j] * self.config.frame_samples].float(),
+                        durations=frames[j]) for j in range(len(items))]
 
     @torch.inference_mode()
     def predict_durations(self, phonemes: str | Sequence[int] | Tensor, style: Tensor,
