@@ -118,12 +118,22 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s [%(session_id)s] %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_session_field)
     try:
         return _run(args)
     except RealtimeError as exc:
         print(f"realtime: error [{exc.code}]: {exc.reason}", file=sys.stderr)
         return 2
+
+
+def _session_field(record: logging.LogRecord) -> bool:
+    """Every record gets a ``session_id`` (``-`` outside a session) for the log format; the
+    session layers set theirs through a LoggerAdapter."""
+    if not hasattr(record, "session_id"):
+        record.session_id = "-"
+    return True
 
 
 def _run(args: argparse.Namespace) -> int:

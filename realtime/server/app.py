@@ -11,6 +11,7 @@ import contextlib
 import hmac
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from types import FrameType
@@ -245,14 +246,19 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.realtime = state
         self._draining: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._draining is not None or not self.realtime.sessions:
+        loop = self._loop
+        if self._draining is not None or not self.realtime.sessions or loop is None:
             super().handle_exit(sig, frame)
             return
         log.info("signal %s: draining %d sessions (up to %.0f s)", signal.Signals(sig).name,
                  len(self.realtime.sessions), self.realtime.config.drain_timeout_s)
-        loop = asyncio.get_event_loop()
 
         def start() -> None:
             self._draining = loop.create_task(self.realtime.drain())

@@ -23,7 +23,7 @@ from realtime.engine.embedded import embedded_config
 from realtime.engine.model import KModel
 from realtime.engine.registry import LoadedModel
 from realtime.engine.voices import VoiceLibrary
-from realtime.server.app import create_app
+from realtime.server.app import DrainingServer, create_app
 from tests.conftest import tiny_config
 
 
@@ -92,8 +92,9 @@ def start_server(config: ServerConfig, loader: Callable[[ServerConfig], LoadedMo
                  ) -> Running:
     port = free_port()
     app = create_app(config, loader)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           ws="websockets-sansio"))
+    server = DrainingServer(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", ws="websockets-sansio"),
+                            app.state.realtime)
     loop = asyncio.new_event_loop()
 
     def serve() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import Iterator
 
 import msgpack
@@ -188,5 +189,26 @@ def test_drain(small_server: Running) -> None:
         assert "done" in kinds  # the running context finished ...
         assert c.close_code == 1001  # ... then the session closed as going away
         await asyncio.wrap_future(drain)
+
+    run(main())
+
+
+def test_sigterm_drains_then_exits(small_server: Running) -> None:
+    """The signal path: the first SIGTERM drains (the open session finishes, then 1001), and
+    the server exits by itself afterwards."""
+    async def main() -> None:
+        hdr = {"Authorization": "Bearer k", "Origin": "http://ok.example"}
+        c = await RealtimeClient.connect(ws_url(small_server), headers=hdr, codec="pcm16")
+        await c.text(LONG, "a")
+        await c.end("a")
+        await c.recv()
+        small_server.server.handle_exit(signal.SIGTERM, None)
+        kinds = [m["type"] async for m in c.messages()]
+        assert "done" in kinds and c.close_code == 1001
+        for _ in range(200):
+            if not small_server.thread.is_alive():
+                break
+            await asyncio.sleep(0.05)
+        assert not small_server.thread.is_alive()
 
     run(main())
