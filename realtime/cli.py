@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from realtime.errors import ConfigError, InputError, RealtimeError
 
 if TYPE_CHECKING:
+    from realtime.config import ServerConfig
     from realtime.engine.registry import LoadedModel
 
 log = logging.getLogger("realtime")
@@ -107,12 +109,40 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--drain-timeout", dest="drain_timeout_s", type=float, default=None,
                        help="on SIGTERM, let sessions finish this long before 1001 (30)")
     _model_args(serve)
+    _remaining_config_flags(serve)
 
     models = sub.add_parser("models", help="list the registered weight sets")
     models.set_defaults(threads=None)
     voices = sub.add_parser("voices", help="list the voices of a model")
     _model_args(voices)
     return parser
+
+
+def _remaining_config_flags(p: argparse.ArgumentParser) -> None:
+    """A flag for every ServerConfig / EngineConfig field not given one above, so that
+    ``realtime serve --help`` shows every setting (named as the field, default shown)."""
+    from dataclasses import fields
+
+    from realtime.config import EngineConfig, ServerConfig
+
+    taken = {a.dest for a in p._actions}
+    for cls in (ServerConfig, EngineConfig):
+        defaults = cls()
+        for f in fields(cls):
+            if f.name in taken or f.name == "engine":
+                continue
+            default = getattr(defaults, f.name)
+            flag = "--" + f.name.replace("_", "-")
+            env = f"REALTIME_{f.name.upper()}"
+            if isinstance(default, bool):
+                p.add_argument(flag, dest=f.name, default=None,
+                               action=argparse.BooleanOptionalAction,
+                               help=f"{env} (default {default})")
+            else:
+                kind: Callable[[str], Any] = (
+                    type(default) if isinstance(default, int | float) else str)
+                p.add_argument(flag, dest=f.name, default=None, type=kind,
+                               help=f"{env} (default {default})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,26 +188,38 @@ def _run(args: argparse.Namespace) -> int:
     return _bench(args, lm)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import os
+def serve_config(argv: list[str], env: Mapping[str, str] | None = None) -> ServerConfig:
+    """The ServerConfig that ``realtime serve ARGV`` runs with (flags, then ``env``)."""
+    return _serve_config(_build_parser().parse_args(["serve", *argv]), env)
 
-    from realtime.config import load_config
-    from realtime.engine.registry import DEFAULT_MODEL
+
+def _serve(args: argparse.Namespace) -> int:
     from realtime.server.app import serve
 
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
-    # --model and --device have defaults of their own: an environment variable beats those.
-    for name, default in (("model", DEFAULT_MODEL), ("device", "auto")):
-        if flags[name] == default and f"REALTIME_{name.upper()}" in os.environ:
-            del flags[name]
-    for name in ("api_keys", "allowed_origins"):
-        if flags.get(name) is not None:
-            flags[name] = tuple(flags[name])
-    config = load_config(flags)
+    config = _serve_config(args)
     print(f"realtime: serving on http://{config.host}:{config.port} (model {config.model}; "
           f"/readyz turns 200 once it is loaded and warm)", file=sys.stderr)
     serve(config)
     return 0
+
+
+def _serve_config(args: argparse.Namespace, env: Mapping[str, str] | None = None
+                  ) -> ServerConfig:
+    import os
+
+    from realtime.config import load_config
+    from realtime.engine.registry import DEFAULT_MODEL
+
+    env = os.environ if env is None else env
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
+    # --model and --device have defaults of their own: an environment variable beats those.
+    for name, default in (("model", DEFAULT_MODEL), ("device", "auto")):
+        if flags[name] == default and f"REALTIME_{name.upper()}" in env:
+            del flags[name]
+    for name in ("api_keys", "allowed_origins"):
+        if flags.get(name) is not None:
+            flags[name] = tuple(flags[name])
+    return load_config(flags, env)
 
 
 def _phonemize(text: str, language: str) -> str:

@@ -34,3 +34,27 @@ def test_environment_then_flags() -> None:
 def test_bad_values(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         load_config({}, env=env)
+
+
+def test_serve_flags_reach_the_config() -> None:
+    from realtime.cli import serve_config
+
+    cfg = serve_config(["--port", "9100", "--max-contexts", "3", "--no-warm-up", "--api-key", "a",
+                        "--api-key", "b", "--rate-messages-per-s", "5.5", "--max-batch", "2"],
+                       env={"REALTIME_PORT": "1", "REALTIME_MAX_SESSIONS": "7"})
+    assert (cfg.port, cfg.max_contexts, cfg.api_keys) == (9100, 3, ("a", "b"))
+    assert cfg.engine.warm_up is False and cfg.engine.max_batch == 2
+    assert cfg.rate_messages_per_s == 5.5 and cfg.max_sessions == 7  # env where no flag
+
+
+def test_serve_help_lists_every_setting() -> None:
+    from dataclasses import fields
+
+    from realtime.cli import _build_parser
+    from realtime.config import EngineConfig, ServerConfig
+
+    serve = next(a for a in _build_parser()._actions if a.dest == "command")
+    dests = {a.dest for a in serve.choices["serve"]._actions}  # type: ignore[union-attr]
+    for cls in (ServerConfig, EngineConfig):
+        for f in fields(cls):
+            assert f.name == "engine" or f.name in dests, f.name
