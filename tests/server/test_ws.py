@@ -212,3 +212,34 @@ def test_sigterm_drains_then_exits(small_server: Running) -> None:
         assert not small_server.thread.is_alive()
 
     run(main())
+
+
+def test_a_bad_client_does_not_touch_others(tiny_server: Running) -> None:
+    """Garbage from one session (bad msgpack, wrong types, huge strings) ends or errors that
+    session only; another session speaking at the same time finishes normally."""
+    async def main() -> None:
+        url = ws_url(tiny_server)
+        good = await RealtimeClient.connect(url, codec="pcm16")
+        await good.text(LONG, "g")
+        await good.end("g")
+
+        async def abuse() -> None:
+            async with websockets.connect(url, max_size=None) as ws:
+                await ws.recv()
+                await ws.send(json.dumps({"type": "text", "context_id": "x" * 10_000}))
+                await ws.send(json.dumps({"type": "start", "speed": "fast"}))
+                await ws.send(json.dumps({"type": "text", "text": "a" * 60_000}))
+                await ws.send(b"\x92\x01")  # msgpack, but an array, not a map
+                await ws.send(b"\xc1")  # not msgpack: closes this session
+                with pytest.raises(websockets.ConnectionClosed):
+                    while True:
+                        await ws.recv()
+                assert ws.close_code in (1007, 1009)
+
+        await asyncio.gather(*(abuse() for _ in range(3)))
+        got = await good.collect("g")
+        assert got.messages[-1]["type"] == "done" and got.audio
+        assert not got.of("error")
+        await good.close()
+
+    run(main())
