@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Kokoro speaks about 3 frames (of 25 ms) per phoneme at speed 1; the policy only needs a
-# rough size to bound padding before the durations are known.
+# Kokoro speaks about 3 frames (of 25 ms) per phoneme at speed 1; the policy (padding bounds)
+# and the sessions (deadlines of queued chunks) only need a rough size before the durations
+# are known.
 FRAMES_PER_PHONEME = 3.0
+FRAME_S = 0.025
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,10 @@ class ChunkRequest:
     @property
     def est_frames(self) -> float:
         return len(self.phonemes) * FRAMES_PER_PHONEME / self.speed
+
+    @property
+    def est_audio_s(self) -> float:
+        return self.est_frames * FRAME_S
 
 
 @dataclass(frozen=True, slots=True)

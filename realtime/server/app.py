@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from realtime.codecs import INPUT_RATE
 from realtime.codecs.wav import wav_header
 from realtime.config import ServerConfig
 from realtime.engine.engine import Engine
@@ -58,16 +59,12 @@ class AppState:
     reason: str = "loading the model"
     model: LoadedModel | None = None
     engine: Engine | None = None
-    phonemizer: Phonemizer | None = None
     phonemizers: dict[str, Phonemizer] = field(default_factory=dict)
     sessions: set[SessionPump] = field(default_factory=set)
     no_sessions: asyncio.Event = field(default_factory=asyncio.Event)
 
     def phonemizer_for(self, language: str) -> Phonemizer:
         return self.phonemizers[language]
-
-    def count_contexts(self) -> None:
-        self.metrics.contexts.set(sum(len(p.proto.contexts) for p in self.sessions))
 
     def observe_chunk(self, res: ChunkResult, now: float) -> None:
         observe_chunk(self.metrics, res, now)
@@ -107,7 +104,6 @@ async def start_serving(state: AppState, loader: Loader) -> None:
         await asyncio.to_thread(engine.start, cfg.engine.warm_up)
         for language in Phonemizer.languages():
             state.phonemizers[language] = await asyncio.to_thread(Phonemizer, language)
-        state.phonemizer = state.phonemizers[cfg.language]
         state.model, state.engine = lm, engine
         state.status, state.reason = "ready", "serving"
         log.info("ready: model %s on %s", lm.name, lm.device)
@@ -169,8 +165,10 @@ def _routes(state: AppState) -> list[BaseRoute]:
                             status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
+        # Gauges sampled at scrape time (not on every session action).
         if state.engine is not None:
             state.metrics.queue_depth.set(state.engine.stats().queued)
+        state.metrics.contexts.set(sum(len(p.proto.contexts) for p in state.sessions))
         return PlainTextResponse(state.metrics.render(),
                                  media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -185,14 +183,14 @@ def _routes(state: AppState) -> list[BaseRoute]:
     async def speech(request: Request) -> Response:
         if not _authorised(state, request):
             return _error(401, "unauthorized", "missing or wrong API key")
-        if state.status != "ready" or state.engine is None or state.model is None \
-                or state.phonemizer is None:
+        if state.status != "ready" or state.engine is None or state.model is None:
             return _error(503, "not_ready", state.reason, {"Retry-After": "5"})
         try:
             body = await request.json()
         except ValueError:
             return _error(400, "bad_message", "the body is not valid JSON")
-        lm, engine, phonemizer = state.model, state.engine, state.phonemizer
+        lm, engine = state.model, state.engine
+        phonemizer = state.phonemizer_for(state.config.language)
         try:
             req = parse_speech(body, state.config.voice or lm.default_voice,
                                state.config.max_input_chars, lm.voices.pack)
@@ -223,7 +221,7 @@ def _routes(state: AppState) -> list[BaseRoute]:
             await chunks.aclose()
         data = b"".join(pieces)
         if req.response_format == "wav":
-            data = wav_header(24_000, len(data) // 2) + data
+            data = wav_header(INPUT_RATE, len(data) // 2) + data
         return Response(data, media_type=media)
 
     async def stream(ws: WebSocket) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from realtime.codecs import make_encoder
+from realtime.codecs import INPUT_RATE, make_encoder
 from realtime.codecs.ogg import OggOpusStream
 from realtime.codecs.wav import pcm16, wav_header
 from realtime.engine.engine import Engine
@@ -30,7 +30,6 @@ from .metrics import ServerMetrics
 
 log = logging.getLogger("realtime.server")
 
-SAMPLE_RATE = 24_000
 # response_format -> media type. OpenAI's mp3/aac/flac are not offered (no encoder here).
 FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm", "opus": "audio/ogg", "mulaw": "audio/basic"}
 SPEED_RANGE = (0.5, 2.0)
@@ -85,7 +84,7 @@ class _Encoder:
     def head(self, streaming: bool) -> bytes:
         if self._ogg is not None:
             return self._ogg.header()
-        return wav_header(SAMPLE_RATE, None) if self.fmt == "wav" and streaming else b""
+        return wav_header(INPUT_RATE, None) if self.fmt == "wav" and streaming else b""
 
     def push(self, audio: np.ndarray) -> bytes:
         if self._ogg is not None:
@@ -116,10 +115,11 @@ async def synthesize_speech(req: SpeechRequest, engine: Engine, phonemizer: Phon
     due = start
     try:
         for i, chunk in enumerate(chunks):
-            futures.append(engine.submit(ChunkRequest(owner, "speech", chunk.phonemes, req.voice,
-                                                      due, req.speed, chunk_id=i)))
+            request = ChunkRequest(owner, "speech", chunk.phonemes, req.voice, due, req.speed,
+                                   chunk_id=i)
+            futures.append(engine.submit(request))
             # Later chunks are due when the audio before them would have played out.
-            due += len(chunk.phonemes) * 0.075 / req.speed
+            due += request.est_audio_s
         encoder = _Encoder(req.response_format)
         head = encoder.head(req.stream)
         if head:

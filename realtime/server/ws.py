@@ -149,7 +149,6 @@ class SessionPump:
                         self.closing = a
                     self.wake_writer.set()
         self.wake_timer.set()
-        self.state.count_contexts()
 
     def _submit(self, request: ChunkRequest) -> None:
         try:

@@ -25,7 +25,6 @@ from realtime.session.scheduler import Chunk, TextScheduler
 __all__ = ["Context", "ContextSettings", "Out", "StreamKind"]
 
 ENGINE_RATE = 24000  # the engine's output rate (realtime.engine.model.SAMPLE_RATE)
-FRAME_MS_ESTIMATE = 25.0  # Kokoro's duration frame, for the deadline estimate of queued chunks
 
 StreamKind = Literal["control", "audio"]
 # What a context hands its session: a message (or a Twilio dict) and whether it belongs to the
@@ -106,7 +105,7 @@ class Context:
 
     def deadline(self, now: float) -> float:
         """When the next chunk is needed: when the audio sent and queued so far runs out."""
-        queued_ms = sum(r.est_frames * FRAME_MS_ESTIMATE for r in self.pending)
+        queued_ms = 1000.0 * sum(r.est_audio_s for r in self.pending)
         if not self.slots and self.first_audio_at is None:
             return now
         start = self.first_audio_at if self.first_audio_at is not None else now
