@@ -9,25 +9,14 @@ import pytest
 import torch
 
 from realtime.engine.model import KModel, KModelConfig
+from realtime.engine.tiny import tiny_config as _tiny_config
 
 # A small symbol set: enough for tests to write phoneme strings.
 TINY_VOCAB = {c: i + 1 for i, c in enumerate(" .,!?abdefhiklmnoprstuvwzæðŋɑɔəɛɪʊʌˈˌː")}
 
 
 def tiny_config(**overrides: object) -> KModelConfig:
-    raw: dict[str, object] = {
-        "vocab": TINY_VOCAB, "n_token": len(TINY_VOCAB) + 1, "hidden_dim": 32, "style_dim": 16,
-        "n_layer": 2, "max_dur": 8, "dropout": 0.2, "text_encoder_kernel_size": 5,
-        "decoder_hidden": 48, "decoder_res": 8,
-        "plbert": {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
-                   "max_position_embeddings": 520, "num_hidden_layers": 2, "dropout": 0.1},
-        "istftnet": {"upsample_rates": [2, 2], "upsample_kernel_sizes": [4, 4],
-                     "upsample_initial_channel": 16, "resblock_kernel_sizes": [3, 5],
-                     "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5]],
-                     "gen_istft_n_fft": 8, "gen_istft_hop_size": 2},
-    }
-    raw.update(overrides)
-    return KModelConfig.from_dict(raw)
+    return _tiny_config(TINY_VOCAB, **overrides)
 
 
 def tiny_model(seed: int = 0) -> KModel:

@@ -17,6 +17,7 @@ from realtime.errors import ConfigError, UnknownModelError
 
 from .embedded import ensure_embedded_model
 from .model import KModel
+from .tiny import build_tiny
 from .voices import VoiceLibrary
 from .weights import VOICES_DIR, load_model_dir
 
@@ -30,6 +31,8 @@ class ModelSpec:
     default_voice: str
     # Returns the model directory; gets the user's --model-dir (if any) and the cache dir.
     locate: Callable[[Path | None, Path | None], Path]
+    # Builds the model and voices in memory instead (no files): the tiny test model.
+    build: Callable[[], tuple[KModel, VoiceLibrary]] | None = None
 
 
 def _official(model_dir: Path | None, cache_dir: Path | None) -> Path:
@@ -46,6 +49,12 @@ def _embedded(model_dir: Path | None, cache_dir: Path | None) -> Path:
     return ensure_embedded_model(cache_dir)
 
 
+def _in_memory(model_dir: Path | None, cache_dir: Path | None) -> Path:
+    if model_dir is not None:
+        raise ConfigError("model 'tiny-random' is built in memory; it takes no --model-dir")
+    return Path("(in memory)")
+
+
 MODELS: dict[str, ModelSpec] = {
     "kokoro-v1.0-int8": ModelSpec(
         "kokoro-v1.0-int8",
@@ -54,6 +63,10 @@ MODELS: dict[str, ModelSpec] = {
     "kokoro-v1.0": ModelSpec(
         "kokoro-v1.0", "Kokoro-82M v1.0 from the official files (config.json, kokoro-v1_0.pth)",
         "af_heart", _official),
+    "tiny-random": ModelSpec(
+        "tiny-random", "random weights, tiny, Kokoro's vocab: noise, not speech (tests and "
+        "server-overhead load tests only)", "jf_alpha", _in_memory,
+        lambda: build_tiny(real_rate=True)),
 }
 DEFAULT_MODEL = "kokoro-v1.0-int8"
 
@@ -94,8 +107,12 @@ def load_model(name: str = DEFAULT_MODEL, model_dir: Path | None = None,
         raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
     path = spec.locate(model_dir, cache_dir)
     dev = resolve_device(device)
-    model = load_model_dir(path, dev)
-    voices = VoiceLibrary.from_dir(path / VOICES_DIR, 2 * model.config.style_dim)
+    if spec.build is not None:
+        model, voices = spec.build()
+        model = model.to(dev).eval()
+    else:
+        model = load_model_dir(path, dev)
+        voices = VoiceLibrary.from_dir(path / VOICES_DIR, 2 * model.config.style_dim)
     default_voice = spec.default_voice if spec.default_voice in voices.names else voices.names[0]
     log.info("model %s loaded from %s on %s (%d voices)", name, path, dev, len(voices.names))
     return LoadedModel(name, path, model, voices, default_voice)

@@ -15,27 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 import uvicorn
 
 from realtime.config import EngineConfig, ServerConfig
-from realtime.engine.embedded import embedded_config
-from realtime.engine.model import KModel
 from realtime.engine.registry import LoadedModel
-from realtime.engine.voices import VoiceLibrary
+from realtime.engine.tiny import build_tiny
 from realtime.server.app import DrainingServer, create_app
-from tests.conftest import tiny_config
 
 
 def tiny_kokoro(seed: int = 0) -> LoadedModel:
-    vocab = dict(embedded_config().vocab)
-    torch.manual_seed(seed)
-    model = KModel(tiny_config(vocab=vocab, n_token=max(vocab.values()) + 1)).eval()
-    with torch.no_grad():
-        model.decoder.generator.conv_post.weight_g.mul_(0.05)
-    g = torch.Generator().manual_seed(seed)
-    voices = VoiceLibrary({"jf_alpha": torch.randn(510, 1, 32, generator=g),
-                           "jm_kumo": torch.randn(510, 1, 32, generator=g)}, style_width=32)
+    model, voices = build_tiny(seed)
     return LoadedModel("tiny", Path("."), model, voices, "jf_alpha")
 
 
