@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -55,6 +56,7 @@ __all__ = ["Action", "CancelChunks", "Close", "Send", "SessionProtocol", "Sessio
            "Submit"]
 
 _LOG = logging.getLogger("realtime.session")
+RECENT_FINISHED = 8  # finished contexts a late `cancel` can still split (per session)
 _BLEND_TERM = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\(\s*[0-9]*\.?[0-9]+\s*\))?\s*$")
 
 
@@ -131,6 +133,9 @@ class SessionProtocol:
         self._limits = settings.limits
         self._actions: list[Action] = []
         self._contexts: dict[str, Context] = {}
+        # Contexts whose `done` was sent, newest last: the client may still be playing them,
+        # so a late `cancel` still splits their text where playback stopped.
+        self._finished: OrderedDict[str, Context] = OrderedDict()
         self._inflight: dict[int, tuple[Context, Any]] = {}
         self._next_chunk_id = 0
         self._framing_set = False
@@ -300,6 +305,7 @@ class SessionProtocol:
             self._deliver(ctx, now)
 
     def _open(self, cid: str, msg: StartMessage, now: float) -> Context:
+        self._finished.pop(cid, None)
         if len(self._contexts) >= self._limits.max_contexts:
             raise MessageError("too_many_contexts", f"at most {self._limits.max_contexts} "
                                "contexts may be open at once", cid)
@@ -353,8 +359,10 @@ class SessionProtocol:
     def _cancel(self, cid: str, played_ms: float | None) -> None:
         ctx = self._contexts.get(cid)
         if ctx is None:
-            fields: dict[str, Any] = {"audio_sent_ms": 0.0, "text_spoken": "",
-                                      "text_unspoken": ""}
+            done = self._finished.get(cid)
+            fields: dict[str, Any] = (
+                done.cancelled(played_ms) if done is not None
+                else {"audio_sent_ms": 0.0, "text_spoken": "", "text_unspoken": ""})
         else:
             self._drop(ctx)
             if isinstance(ctx.audio, TwilioFramer):
@@ -398,6 +406,9 @@ class SessionProtocol:
             self._send(message, kind, ctx.id)
         if ctx.finished and self._contexts.get(ctx.id) is ctx:
             del self._contexts[ctx.id]
+            self._finished[ctx.id] = ctx
+            while len(self._finished) > RECENT_FINISHED:
+                self._finished.popitem(last=False)
 
     # output
 

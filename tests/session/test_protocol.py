@@ -22,6 +22,7 @@ from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.errors import EngineBusy, VoiceError
 from realtime.session.messages import Limits
 from realtime.session.protocol import (
+    RECENT_FINISHED,
     Action,
     CancelChunks,
     Close,
@@ -417,6 +418,27 @@ def test_cancel_before_audio_and_unknown_context() -> None:
         "text_unspoken": "Hello there, my friend. ", "_kind": "control"}
     assert s.finish(s.submitted[0]) == []
     assert s.send(type="cancel", context_id="nope")[0]["text_unspoken"] == ""
+
+
+def test_cancel_after_done_still_splits_what_the_client_played() -> None:
+    # The server finished long before the client's playback did: the barge-in still learns
+    # which words were heard, for the last RECENT_FINISHED contexts.
+    s = Session()
+    s.send(type="text", context_id="c", text="Hello there, my friend. ")
+    s.send(type="end", context_id="c")
+    out = s.finish(s.submitted[0])
+    assert of(out, "done") and s.proto.contexts == ()
+    words = of(out, "alignment")[0]["words"]
+    cancelled = s.send(type="cancel", context_id="c", played_ms=words[1]["end_ms"])[0]
+    assert cancelled["text_spoken"] == "Hello there"
+    assert cancelled["text_unspoken"] == ", my friend. "
+    assert cancelled["audio_sent_ms"] == sum(a["duration_ms"] for a in of(out, "audio"))
+    for i in range(RECENT_FINISHED):  # newer finished contexts push it out
+        s.send(type="text", context_id=f"n{i}", text="Next. ")
+        s.send(type="end", context_id=f"n{i}")
+        s.finish(s.submitted[-1])
+    assert s.send(type="cancel", context_id="c")[0]["text_unspoken"] == ""
+    assert s.send(type="cancel", context_id=f"n{RECENT_FINISHED - 1}")[0]["text_spoken"]
 
 
 def test_context_id_reused_after_cancel_starts_afresh() -> None:
