@@ -17,11 +17,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@# Debian packages: libopus0 (Opus encoder) and opus-tools (opusdec, the independent decoder the
-	@# codec tests check Ogg Opus files with).
+	@# Debian packages: libopus0 (Opus encoder), opus-tools (opusdec, the independent decoder the
+	@# codec tests check Ogg Opus files with) and chromium (the web client's browser tests).
 	@missing=""; \
 	ldconfig -p 2>/dev/null | grep -q libopus.so.0 || missing="$$missing libopus0"; \
 	command -v opusdec >/dev/null || missing="$$missing opus-tools"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing (Debian)"; \

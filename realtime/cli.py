@@ -73,7 +73,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _model_args(bench)
 
     serve = sub.add_parser(
-        "serve", help="run the server (HTTP now; the WebSocket protocol comes next)",
+        "serve", help="run the server: WebSocket streaming, HTTP speech, the web client at /",
         description="Every option can also be set by an environment variable REALTIME_<NAME> "
                     "(e.g. REALTIME_PORT=9000, REALTIME_API_KEYS=k1,k2); flags win.")
     serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
@@ -108,6 +108,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="drop a session whose client takes no frame this long (10)")
     serve.add_argument("--drain-timeout", dest="drain_timeout_s", type=float, default=None,
                        help="on SIGTERM, let sessions finish this long before 1001 (30)")
+    serve.add_argument("--web-dir", type=Path, default=None,
+                       help="REALTIME_WEB_DIR: the web client's files (default: web_client/ "
+                            "of the checkout)")
     _model_args(serve)
     _remaining_config_flags(serve)
 

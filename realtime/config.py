@@ -56,6 +56,8 @@ class ServerConfig:
     egress_high_bytes: int = 1 << 20  # queued audio above this: the session stops scheduling
     egress_low_bytes: int = 256 << 10  # ... until it drains below this
     stall_timeout_s: float = 10.0  # one frame not taken by the client for this long: close
+    web_client: bool = True  # serve the browser client at /
+    web_dir: Path | None = None  # its files (None: web_client/ beside the realtime package)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -87,7 +89,7 @@ def _convert(name: str, value: str, default: Any) -> Any:
             return tuple(v.strip() for v in value.split(",") if v.strip())
     except ValueError as exc:
         raise ConfigError(f"{name}: cannot read {value!r} as {type(default).__name__}") from exc
-    if name.endswith(("MODEL_DIR", "CACHE_DIR")):
+    if name.endswith(("MODEL_DIR", "CACHE_DIR", "WEB_DIR")):
         return Path(value)
     if name.endswith(("THREADS", "DECODER_BATCH", "OPUS_BITRATE", "MAX_BATCH")):
         try:

@@ -14,6 +14,7 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Literal
 
@@ -21,7 +22,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from realtime.codecs import INPUT_RATE
@@ -40,6 +42,9 @@ from .speech import FORMATS, observe_chunk, parse_speech, synthesize_speech
 from .ws import SessionPump, stream_endpoint
 
 log = logging.getLogger("realtime.server")
+
+# The browser client: web_client/ of the checkout, beside the realtime package.
+DEFAULT_WEB_DIR = Path(__file__).resolve().parents[2] / "web_client"
 
 Loader = Callable[[ServerConfig], LoadedModel]
 Status = Literal["loading", "ready", "draining", "failed"]
@@ -234,7 +239,24 @@ def _routes(state: AppState) -> list[BaseRoute]:
         Route("/metrics", metrics),
         Route("/v1/voices", voices),
         Route("/v1/audio/speech", speech, methods=["POST"]),
+        *_web_client(state.config),
     ]
+
+
+def _web_client(config: ServerConfig) -> list[BaseRoute]:
+    """The page at ``/`` and its files (plain HTML, CSS and ES modules: no build step)."""
+    if not config.web_client:
+        return []
+    directory = config.web_dir or DEFAULT_WEB_DIR
+    if not (directory / "index.html").is_file():
+        log.warning("web client not served: no index.html in %s (set --web-dir, or "
+                    "--no-web-client to silence this)", directory)
+
+        async def missing(request: Request) -> Response:
+            return _error(404, "not_found", f"the web client is not installed here ({directory}); "
+                          "set --web-dir")
+        return [Route("/", missing)]
+    return [Mount("/", app=StaticFiles(directory=directory, html=True), name="web_client")]
 
 
 class DrainingServer(uvicorn.Server):

@@ -1,0 +1,281 @@
+"""The web client in a real headless Chromium (Debian's, driven by Playwright) against a real
+server on a free port serving a tiny random-weight model at the real model's audio rate (75 ms
+a phoneme), so the page decodes and plays seconds of real Opus in real time.
+
+Screenshots go to ``test-artifacts/`` (``REALTIME_TEST_ARTIFACTS`` to change it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from realtime.engine.registry import LoadedModel
+from realtime.engine.tiny import build_tiny
+from tests.server.conftest import Running, start_server, stop_server, tiny_config_for_tests
+
+CHROMIUM = Path(os.environ.get("REALTIME_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(os.environ.get("REALTIME_TEST_ARTIFACTS", "test-artifacts"))
+FRAME_MS = 20
+
+
+@pytest.fixture(scope="module")
+def model() -> LoadedModel:
+    weights, voices = build_tiny(real_rate=True)
+    return LoadedModel("tiny-random", Path("."), weights, voices, "jf_alpha")
+
+
+@pytest.fixture(scope="module")
+def server(model: LoadedModel) -> Iterator[Running]:
+    running = start_server(tiny_config_for_tests(), lambda cfg: model)
+    running.wait_ready()
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make install` installs Debian's chromium"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                               args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+class PageRun:
+    """One page with its console errors and the messages it sent on the WebSocket."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.sent: list[dict[str, Any]] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        page.on("websocket", lambda ws: ws.on("framesent", self._sent))
+
+    def _sent(self, payload: str | bytes) -> None:
+        self.sent.append(json.loads(payload))
+
+    def sent_of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.sent if m["type"] == kind]
+
+    def value(self, figure: str) -> float:
+        raw = self.page.get_attribute(f"#{figure}", "data-value")
+        assert raw is not None, f"figure {figure} not shown"
+        return float(raw)
+
+    def state(self) -> str | None:
+        return self.page.get_attribute("#utterance-state", "data-state")
+
+    def wait_state(self, *states: str, timeout_s: float = 60) -> None:
+        self.page.wait_for_function(
+            "states => states.includes(document.getElementById('utterance-state').dataset.state)",
+            arg=list(states), timeout=timeout_s * 1000)
+
+    def events(self, kind: str) -> list[str]:
+        return self.page.locator(f"#events li[data-type='{kind}']").all_inner_texts()
+
+
+def open_page(browser: Browser, url: str, width: int = 1100, init_script: str | None = None
+              ) -> PageRun:
+    context = browser.new_context(viewport={"width": width, "height": 1000},
+                                  is_mobile=width < 500)
+    if init_script:
+        context.add_init_script(init_script)
+    run = PageRun(context.new_page())
+    run.page.goto(url + "/")
+    return run
+
+
+@pytest.fixture
+def page(browser: Browser, server: Running) -> Iterator[PageRun]:
+    run = open_page(browser, server.url)
+    run.page.wait_for_selector("#speak:enabled", timeout=30_000)
+    yield run
+    run.page.context.close()
+
+
+def done_audio_ms(run: PageRun) -> float:
+    (text,) = [t for t in run.events("done")]
+    match = re.search(r"(\d+) ms of audio", text)
+    assert match, text
+    return float(match.group(1))
+
+
+def heard_words(run: PageRun) -> tuple[int, int]:
+    words = run.page.locator("#transcript .word")
+    return run.page.locator("#transcript .word.heard").count(), words.count()
+
+
+def check_played_through(run: PageRun, text: str) -> dict[str, Any]:
+    run.wait_state("played")
+    sent = done_audio_ms(run)
+    decoded, played = run.value("decoded"), run.value("played")
+    # Every Opus packet decoded and played: the page's count matches the server's frames.
+    assert sent > 500
+    assert abs(decoded - sent) <= 2 * FRAME_MS, (decoded, sent)
+    assert abs(played - decoded) <= 2 * FRAME_MS, (played, decoded)
+    ttfa, server_ttfa = run.value("ttfa-page"), run.value("ttfa-server")
+    assert 0 < server_ttfa < ttfa < 10_000  # the page's wait includes the network and decoding
+    heard, total = heard_words(run)
+    assert total >= len(text.split()) - 1 and heard == total  # every word lit as it was heard
+    assert run.page.locator("#track .word").count() == total  # and placed on the timeline
+    assert run.page.locator("#chunks tr").count() >= 1
+    assert run.value("batch") >= 1 and run.value("rtf") > 0
+    assert run.page.inner_text("#transcript") == text
+    return {"sent": sent, "decoded": decoded, "ttfa": ttfa}
+
+
+def test_speak_plays_every_frame_and_lights_every_word(page: PageRun) -> None:
+    text = "Your table for four is booked at seven."
+    page.page.fill("#text", text)
+    page.page.click("#speak")
+    check_played_through(page, text)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.page.screenshot(path=str(ARTIFACTS / "web-client.png"), full_page=True)
+    assert page.errors == []
+
+
+def test_stream_like_an_llm_sends_tokens_and_plays_them(page: PageRun) -> None:
+    text = "Sure, the total comes to $86.50 today."
+    # The page's tokenizer: deltas that join back to the text, several per word.
+    tokens = page.page.evaluate(
+        "async t => (await import('/js/connection.js')).tokenize(t)", text)
+    assert "".join(tokens) == text and len(tokens) >= len(text.split())
+    page.page.fill("#text", text)
+    page.page.fill("#rate", "40")
+    page.page.click("#stream")
+    check_played_through(page, text)
+    assert page.errors == []
+
+
+def test_a_slow_stream_runs_the_buffer_dry_and_the_page_counts_it(page: PageRun) -> None:
+    # Two tokens a second cannot keep up with speech: the buffer runs dry between chunks.
+    text = "One, two, three, four, five."
+    page.page.fill("#text", text)
+    page.page.fill("#rate", "2")
+    page.page.click("#stream")
+    page.wait_state("played", timeout_s=90)
+    assert page.value("underruns") >= 1
+    assert page.errors == []
+
+
+LONG = ("This is a long answer that the user will not wait for, because people cut voice agents "
+        "off all the time, and the agent has to stop at once.")
+
+
+def interrupt_after(run: PageRun, played_ms: float) -> tuple[str, str]:
+    """Click Interrupt once the page has played ``played_ms``; the ``cancelled`` text split."""
+    run.page.wait_for_function(
+        f"Number(document.getElementById('played').dataset.value || 0) > {played_ms}",
+        timeout=60_000)
+    run.page.click("#interrupt")
+    assert run.state() == "interrupted"
+    run.page.wait_for_selector("#events li[data-type='cancelled']", timeout=10_000)
+    (cancelled,) = run.events("cancelled")
+    split = re.search(r"spoken “(.*?)”, unspoken “(.*?)”", cancelled, re.S)
+    assert split, cancelled
+    stopped_at = run.value("played")
+    run.page.wait_for_timeout(500)
+    assert run.value("played") == stopped_at  # silence at once: nothing more was played
+    return split.group(1), split.group(2)
+
+
+def test_interrupt_mid_stream_stops_tokens_and_audio(page: PageRun) -> None:
+    page.page.fill("#text", LONG)
+    page.page.fill("#rate", "8")
+    page.page.click("#stream")
+    spoken, unspoken = interrupt_after(page, 600)
+    sent = spoken + unspoken  # all the server received: a prefix, the token stream stopped
+    assert LONG.startswith(sent) and len(sent) < len(LONG)
+    assert spoken.strip() and LONG.startswith(spoken)
+    page.page.wait_for_timeout(500)
+    assert page.events("done") == []  # the context was dropped: no more audio, no done
+    assert page.errors == []
+
+
+def test_interrupt_after_the_server_finished_splits_at_what_was_played(page: PageRun) -> None:
+    # The server synthesises far faster than real time here, so it has sent everything (and
+    # `done`) long before the page has played it: the split still follows playback.
+    page.page.fill("#text", LONG)
+    page.page.click("#speak")
+    spoken, unspoken = interrupt_after(page, 600)
+    assert spoken + unspoken == LONG
+    assert spoken.strip() and len(unspoken) > len(LONG) // 2
+    assert page.errors == []
+
+
+def test_settings_reach_the_server(page: PageRun) -> None:
+    text = "Blend two voices."
+    page.page.fill("#text", text)
+    page.page.select_option("#voice2", "jm_kumo")
+    page.page.fill("#mix", "30")  # range inputs take fill()
+    page.page.fill("#speed", "1.5")
+    page.page.click("#speak")
+    check_played_through(page, text)
+    (start,) = page.sent_of("start")
+    assert start["voice"] == "jf_alpha(70)+jm_kumo(30)"
+    assert start["speed"] == 1.5 and start["codec"] == "opus"
+    assert [m["text"] for m in page.sent_of("text")] == [text]
+    assert page.sent_of("end")[0]["context_id"] == start["context_id"]
+    assert page.errors == []
+
+
+def test_cancel_carries_what_the_page_played(page: PageRun) -> None:
+    page.page.fill("#text", LONG)
+    page.page.click("#speak")
+    interrupt_after(page, 600)
+    (cancel,) = page.sent_of("cancel")
+    assert 600 < cancel["played_ms"] <= page.value("played") + 1
+
+
+def test_without_webcodecs_the_page_falls_back_to_pcm(browser: Browser, server: Running) -> None:
+    run = open_page(browser, server.url, init_script="delete window.AudioDecoder;")
+    run.page.wait_for_selector("#speak:enabled", timeout=30_000)
+    assert run.page.input_value("#codec") == "pcm16"
+    assert run.page.is_disabled("#codec option[value='opus']")
+    text = "Plain samples work everywhere."
+    run.page.fill("#text", text)
+    run.page.click("#speak")
+    check_played_through(run, text)
+    assert run.sent_of("start")[0]["codec"] == "pcm16"
+    assert run.errors == []
+    run.page.context.close()
+
+
+def test_token_field_for_a_server_that_wants_one(browser: Browser,
+                                                 model: LoadedModel) -> None:
+    running = start_server(tiny_config_for_tests(api_keys=("s3cret",)), lambda cfg: model)
+    try:
+        running.wait_ready()
+        run = open_page(browser, running.url)
+        run.page.wait_for_function(
+            "document.getElementById('status').textContent.includes('1008')", timeout=30_000)
+        assert run.page.is_disabled("#speak")
+        run.page.fill("#token", "s3cret")
+        run.page.click("#connect")
+        run.page.wait_for_selector("#speak:enabled", timeout=30_000)
+        assert "connected" in run.page.inner_text("#status")
+        assert run.errors == []
+        run.page.context.close()
+    finally:
+        stop_server(running)
+
+
+def test_phone_width_has_no_horizontal_scroll(browser: Browser, server: Running) -> None:
+    run = open_page(browser, server.url, width=390)
+    run.page.wait_for_selector("#speak:enabled", timeout=30_000)
+    width = run.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width} px wide on a 390 px screen"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    run.page.screenshot(path=str(ARTIFACTS / "web-client-phone.png"), full_page=True)
+    assert run.errors == []
+    run.page.context.close()
