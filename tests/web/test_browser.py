@@ -7,23 +7,25 @@ Screenshots go to ``test-artifacts/`` (``REALTIME_TEST_ARTIFACTS`` to change it)
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser
 
 from realtime.engine.registry import LoadedModel
 from realtime.engine.tiny import build_tiny
 from tests.server.conftest import Running, start_server, stop_server, tiny_config_for_tests
-
-CHROMIUM = Path(os.environ.get("REALTIME_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(os.environ.get("REALTIME_TEST_ARTIFACTS", "test-artifacts"))
-FRAME_MS = 20
+from tests.web.pages import (
+    ARTIFACTS,
+    PageRun,
+    check_played_through,
+    chromium,
+    open_page,
+    save_audio,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,57 +44,7 @@ def server(model: LoadedModel) -> Iterator[Running]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make install` installs Debian's chromium"
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                               args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-class PageRun:
-    """One page with its console errors and the messages it sent on the WebSocket."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.errors: list[str] = []
-        self.sent: list[dict[str, Any]] = []
-        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-        page.on("websocket", lambda ws: ws.on("framesent", self._sent))
-
-    def _sent(self, payload: str | bytes) -> None:
-        self.sent.append(json.loads(payload))
-
-    def sent_of(self, kind: str) -> list[dict[str, Any]]:
-        return [m for m in self.sent if m["type"] == kind]
-
-    def value(self, figure: str) -> float:
-        raw = self.page.get_attribute(f"#{figure}", "data-value")
-        assert raw is not None, f"figure {figure} not shown"
-        return float(raw)
-
-    def state(self) -> str | None:
-        return self.page.get_attribute("#utterance-state", "data-state")
-
-    def wait_state(self, *states: str, timeout_s: float = 60) -> None:
-        self.page.wait_for_function(
-            "states => states.includes(document.getElementById('utterance-state').dataset.state)",
-            arg=list(states), timeout=timeout_s * 1000)
-
-    def events(self, kind: str) -> list[str]:
-        return self.page.locator(f"#events li[data-type='{kind}']").all_inner_texts()
-
-
-def open_page(browser: Browser, url: str, width: int = 1100, init_script: str | None = None
-              ) -> PageRun:
-    context = browser.new_context(viewport={"width": width, "height": 1000},
-                                  is_mobile=width < 500)
-    if init_script:
-        context.add_init_script(init_script)
-    run = PageRun(context.new_page())
-    run.page.goto(url + "/")
-    return run
+    yield from chromium()
 
 
 @pytest.fixture
@@ -103,44 +55,16 @@ def page(browser: Browser, server: Running) -> Iterator[PageRun]:
     run.page.context.close()
 
 
-def done_audio_ms(run: PageRun) -> float:
-    (text,) = [t for t in run.events("done")]
-    match = re.search(r"(\d+) ms of audio", text)
-    assert match, text
-    return float(match.group(1))
-
-
-def heard_words(run: PageRun) -> tuple[int, int]:
-    words = run.page.locator("#transcript .word")
-    return run.page.locator("#transcript .word.heard").count(), words.count()
-
-
-def check_played_through(run: PageRun, text: str) -> dict[str, Any]:
-    run.wait_state("played")
-    sent = done_audio_ms(run)
-    decoded, played = run.value("decoded"), run.value("played")
-    # Every Opus packet decoded and played: the page's count matches the server's frames.
-    assert sent > 500
-    assert abs(decoded - sent) <= 2 * FRAME_MS, (decoded, sent)
-    assert abs(played - decoded) <= 2 * FRAME_MS, (played, decoded)
-    ttfa, server_ttfa = run.value("ttfa-page"), run.value("ttfa-server")
-    assert 0 < server_ttfa < ttfa < 10_000  # the page's wait includes the network and decoding
-    heard, total = heard_words(run)
-    assert total >= len(text.split()) - 1 and heard == total  # every word lit as it was heard
-    assert run.page.locator("#track .word").count() == total  # and placed on the timeline
-    assert run.page.locator("#chunks tr").count() >= 1
-    assert run.value("batch") >= 1 and run.value("rtf") > 0
-    assert run.page.inner_text("#transcript") == text
-    return {"sent": sent, "decoded": decoded, "ttfa": ttfa}
-
-
-def test_speak_plays_every_frame_and_lights_every_word(page: PageRun) -> None:
+def test_speak_plays_every_frame_and_lights_every_word(page: PageRun, tmp_path: Path) -> None:
     text = "Your table for four is booked at seven."
     page.page.fill("#text", text)
     page.page.click("#speak")
-    check_played_through(page, text)
+    figures = check_played_through(page, text)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.page.screenshot(path=str(ARTIFACTS / "web-client.png"), full_page=True)
+    audio = save_audio(page, tmp_path)
+    assert len(audio) == round(figures["decoded"] * 48)  # every decoded sample, at 48 kHz
+    assert 0.01 < float(np.abs(audio).max()) <= 1.0
     assert page.errors == []
 
 

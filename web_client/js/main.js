@@ -11,7 +11,7 @@ const ui = {
   voice: $("voice"), voice2: $("voice2"), mix: $("mix"), mixValue: $("mix-value"),
   speed: $("speed"), speedValue: $("speed-value"), codec: $("codec"), rate: $("rate"),
   jitter: $("jitter"), text: $("text"), speak: $("speak"), stream: $("stream"),
-  interrupt: $("interrupt"), state: $("utterance-state"), chunks: $("chunks"), events: $("events"),
+  interrupt: $("interrupt"), save: $("save"), state: $("utterance-state"), chunks: $("chunks"), events: $("events"),
   figures: {
     ttfaPage: $("ttfa-page"), ttfaServer: $("ttfa-server"), inference: $("inference"),
     batch: $("batch"), rtf: $("rtf"), decoded: $("decoded"), played: $("played"),
@@ -27,6 +27,7 @@ const timeline = new Timeline($("track"), $("playhead"), $("transcript"));
 
 let utterance = null;  // the utterance on screen (one at a time)
 let counter = 0;
+let lastId = null;     // the utterance "Save audio" saves (the last one, even once finished)
 let underrunsBefore = 0; // the worklet's count is per page; figures are per utterance
 let underrunsNow = 0;
 
@@ -99,6 +100,8 @@ async function begin(mode) {
     decoded: 0, played: 0, chunks: [], timer: null,
   };
   underrunsBefore = underrunsNow;
+  ui.save.disabled = true;
+  lastId = utterance.id;
   resetFigures();
   timeline.clear(mode === "speak" ? text : "");
   player.begin(utterance.id, codec);
@@ -227,6 +230,7 @@ function chunkMetrics(msg) {
 function decodedSamples(id, samples) {
   if (!utterance || id !== utterance.id) return;
   utterance.decoded += samples;
+  ui.save.disabled = false;
   show("decoded", (utterance.decoded / SAMPLE_RATE) * 1000, "ms");
 }
 
@@ -250,6 +254,15 @@ function fail(err) {
   console.error(text);
   log("error", text);
   setStatus(text, "bad");
+}
+
+/** Download the last utterance's decoded audio (all of it, even past an interrupt) as WAV. */
+function save() {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(player.wav());
+  link.download = `realtime-${lastId}.wav`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
 }
 
 // -- display ------------------------------------------------------------------------------------
@@ -304,6 +317,7 @@ ui.connect.addEventListener("click", connect);
 ui.speak.addEventListener("click", () => begin("speak").catch(fail));
 ui.stream.addEventListener("click", () => begin("stream").catch(fail));
 ui.interrupt.addEventListener("click", interrupt);
+ui.save.addEventListener("click", save);
 ui.mix.addEventListener("input", () => { ui.mixValue.textContent = `${ui.mix.value}%`; });
 ui.speed.addEventListener("input", () => {
   ui.speedValue.textContent = `${Number(ui.speed.value).toFixed(2)}×`;

@@ -31,6 +31,7 @@ export class Player {
     this.utterance = null;
     this.codec = null;
     this.jitterMs = 60;
+    this.recording = []; // the current utterance's decoded audio, for "Save audio"
   }
 
   /** Create the AudioContext and worklet; call from a user gesture (autoplay rules). */
@@ -62,6 +63,7 @@ export class Player {
     this.closeDecoder();
     this.utterance = utterance;
     this.codec = codec;
+    this.recording = [];
     if (codec === "opus") {
       this.decoder = new AudioDecoder({
         output: (data) => this.decoded(utterance, data),
@@ -101,6 +103,7 @@ export class Player {
   }
 
   enqueue(utterance, samples) {
+    this.recording.push(samples.slice()); // a copy: the original moves to the audio thread
     this.handlers.onDecoded(utterance, samples.length);
     this.node.port.postMessage({type: "push", utterance, samples}, [samples.buffer]);
   }
@@ -118,6 +121,33 @@ export class Player {
       }
     }
     if (utterance === this.utterance) this.node.port.postMessage({type: "end", utterance});
+  }
+
+  /** The utterance's decoded audio so far as a 16-bit mono WAV file. */
+  wav() {
+    const n = this.recording.reduce((sum, chunk) => sum + chunk.length, 0);
+    const view = new DataView(new ArrayBuffer(44 + 2 * n));
+    const text = (at, s) => [...s].forEach((c, i) => view.setUint8(at + i, c.charCodeAt(0)));
+    text(0, "RIFF");
+    view.setUint32(4, 36 + 2 * n, true);
+    text(8, "WAVEfmt ");
+    view.setUint32(16, 16, true);
+    view.setUint16(20, 1, true); // PCM
+    view.setUint16(22, 1, true); // mono
+    view.setUint32(24, SAMPLE_RATE, true);
+    view.setUint32(28, 2 * SAMPLE_RATE, true);
+    view.setUint16(32, 2, true);
+    view.setUint16(34, 16, true);
+    text(36, "data");
+    view.setUint32(40, 2 * n, true);
+    let at = 44;
+    for (const chunk of this.recording) {
+      for (const x of chunk) {
+        view.setInt16(at, Math.round(Math.max(-1, Math.min(1, x)) * 32767), true);
+        at += 2;
+      }
+    }
+    return new Blob([view.buffer], {type: "audio/wav"});
   }
 
   /** Interrupt: silence now and forget the utterance. */
