@@ -1,0 +1,163 @@
+"""``python -m load_tests run|capacity|abuse``: load a realtime server on loopback and report.
+
+Without ``--url`` each command starts ``python -m realtime serve`` itself (as a subprocess, so
+its CPU and memory are sampled) and stops it at the end. Every command is bounded in sessions
+and seconds and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import resource
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .load import LoadConfig, run_load
+from .report import summarise, write_run
+from .server import ServerProcess, ws_url
+
+
+def _pair(text: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    return int(lo), int(hi or lo)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=None,
+                   help="an already running server (http://HOST:PORT); default: start one")
+    p.add_argument("--model", default="kokoro-v1.0-int8",
+                   help="model of the started server: kokoro-v1.0-int8 (default), tiny-random")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of the started server (default: torch's choice)")
+    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                   help="one more argument for `realtime serve` (repeat), e.g. "
+                        "--server-arg=--codec=pcm16")
+    p.add_argument("--out", type=Path, default=Path("load-report"),
+                   help="directory for report.json/.md/.png (default load-report)")
+    p.add_argument("--duration-s", type=float, default=30.0,
+                   help="seconds during which sessions start (default 30)")
+    p.add_argument("--max-sessions", type=int, default=1000,
+                   help="sessions started at most, per run (default 1000)")
+    p.add_argument("--timeout-s", type=float, default=None,
+                   help="hard limit per run (default duration + 90)")
+    p.add_argument("--ramp-s", type=float, default=5.0,
+                   help="the first arrivals spread over this, Poisson (default 5)")
+    p.add_argument("--turns", type=_pair, default=(1, 3), help="turns per session (1-3)")
+    p.add_argument("--sentences", type=_pair, default=(1, 2), help="sentences per turn (1-2)")
+    p.add_argument("--tokens-per-s", type=float, default=30.0, help="LLM token rate (30)")
+    p.add_argument("--jitter-ms", type=float, default=80.0, help="playback jitter buffer (80)")
+    p.add_argument("--think-s", type=float, default=1.0, help="mean pause between turns (1)")
+    p.add_argument("--gap-s", type=float, default=0.5, help="mean pause between sessions (0.5)")
+    p.add_argument("--barge-in", type=float, default=0.2,
+                   help="share of sessions that barge in on one turn (0.2)")
+    p.add_argument("--codec", default="opus", help="opus (default), pcm16, mulaw, alaw")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m load_tests", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="one run at a given concurrency")
+    run.add_argument("-n", "--concurrency", type=int, default=4, help="sessions at once (4)")
+    _common(run)
+    cap = sub.add_parser("capacity", help="the highest concurrency that meets the criteria")
+    cap.add_argument("--levels", default=None,
+                     help="comma-separated concurrencies to try (default: 1, 2, 4, ... "
+                          "doubling while the criteria hold, then bisect)")
+    cap.add_argument("--max-concurrency", type=int, default=1024,
+                     help="stop the search here (1024)")
+    cap.add_argument("--ttfa-p95-ms", type=float, default=1000.0,
+                     help="criterion: client time to first audio p95 below this (1000)")
+    cap.add_argument("--bisect-steps", type=int, default=3,
+                     help="bisection runs after the doubling stops (3)")
+    _common(cap)
+    abuse = sub.add_parser("abuse", help="normal sessions alone, then beside abusive clients; "
+                                         "reports the difference")
+    abuse.add_argument("-n", "--concurrency", type=int, default=4, help="normal sessions (4)")
+    abuse.add_argument("--abusers", type=int, default=5,
+                       help="abusive clients at once, cycling through the kinds (5)")
+    abuse.add_argument("--stall-timeout", type=float, default=5.0,
+                       help="the started server's stall timeout, seconds (5)")
+    abuse.add_argument("--kinds", default=None,
+                       help="comma-separated abuse kinds (default all: oversized, slow_reader, "
+                            "malformed_msgpack, disconnect_mid_chunk, stopped_reader, "
+                            "malformed_json, oversized_huge)")
+    _common(abuse)
+    return parser
+
+
+def load_config(args: argparse.Namespace, concurrency: int) -> LoadConfig:
+    return LoadConfig(
+        concurrency=concurrency, duration_s=args.duration_s, max_sessions=args.max_sessions,
+        timeout_s=args.timeout_s, ramp_s=args.ramp_s, turns=args.turns,
+        sentences=args.sentences, tokens_per_s=args.tokens_per_s, jitter_ms=args.jitter_ms,
+        think_s=args.think_s, gap_s=args.gap_s, barge_in=args.barge_in, codec=args.codec,
+        seed=args.seed)
+
+
+def server_args(args: argparse.Namespace, max_sessions: int) -> list[str]:
+    out = ["--model", args.model, "--max-sessions", str(max_sessions), "--drain-timeout", "5"]
+    if args.threads:
+        out += ["--threads", str(args.threads)]
+    if getattr(args, "stall_timeout", None):
+        out += ["--stall-timeout", str(args.stall_timeout)]
+    return out + list(args.server_arg)
+
+
+@contextlib.contextmanager
+def target(args: argparse.Namespace, max_sessions: int, log: Path
+           ) -> Iterator[tuple[str, int | None, list[str]]]:
+    """(ws url, server pid or None, server args) of the server under test."""
+    if args.url:
+        yield ws_url(args.url), None, []
+        return
+    sargs = server_args(args, max_sessions)
+    with ServerProcess(sargs, log) as server:
+        yield ws_url(server.url), server.pid, sargs
+
+
+def raise_fd_limit() -> None:
+    """Hundreds of sessions need more descriptors than some shells allow by default."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = load_config(args, args.concurrency)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with target(args, max(64, 2 * cfg.concurrency), args.out / "server.log") as (url, pid, sa):
+        result = asyncio.run(run_load(url, cfg, pid))
+    rep = summarise(result, model=args.model if not args.url else args.url, server_args=sa)
+    write_run(rep, args.out)
+    return rep
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    raise_fd_limit()
+    if args.command == "run":
+        rep = cmd_run(args)
+        ok = rep["sessions"]["failed"] == 0
+    elif args.command == "capacity":
+        from .capacity import cmd_capacity
+
+        rep = cmd_capacity(args)
+        ok = True
+    else:
+        from .abuse import cmd_abuse
+
+        rep = cmd_abuse(args)
+        ok = True
+    print((args.out / "report.md").read_text(encoding="utf-8"))
+    print(f"wrote {args.out}/report.json, report.md, report.png", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
