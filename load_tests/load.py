@@ -62,7 +62,7 @@ class RunResult:
     config: LoadConfig
     sessions: list[SessionResult] = field(default_factory=list)
     wall_s: float = 0.0
-    active: list[int] = field(default_factory=list)  # sessions active, sampled every 0.25 s
+    active: list[tuple[float, int]] = field(default_factory=list)  # (s, sessions active)
     peak_active: int = 0
     server: Usage = field(default_factory=Usage)
     client: Usage = field(default_factory=Usage)  # the load generator itself
@@ -103,7 +103,7 @@ async def run_load(url: str, cfg: LoadConfig, server_pid: int | None = None,
 
     async def sample_active() -> None:
         while not stop.is_set():
-            out.active.append(gauge.value)
+            out.active.append((time.monotonic() - t0, gauge.value))
             await asyncio.sleep(0.25)
 
     helpers = [asyncio.create_task(sample_active()),

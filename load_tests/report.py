@@ -59,7 +59,9 @@ def summarise(run: RunResult, **context: Any) -> dict[str, Any]:
     started = len(run.sessions)
     ok = outcomes["completed"] + outcomes["barged_in"]
     audio_s = sum(t.audio_ms for t in turns) / 1000.0
-    steady = run.active[len(run.active) // 5:] or run.active  # past the ramp
+    # The steady window: after the first arrivals, before sessions stop starting.
+    steady = [n for t, n in run.active if cfg.ramp_s <= t <= cfg.duration_s] or [
+        n for _, n in run.active]
     return {
         "kind": "run", **context,
         "config": {**asdict(cfg), "hard_timeout_s": cfg.hard_timeout_s},
