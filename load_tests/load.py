@@ -107,7 +107,8 @@ async def run_load(url: str, cfg: LoadConfig, server_pid: int | None = None,
             await asyncio.sleep(0.25)
 
     helpers = [asyncio.create_task(sample_active()),
-               asyncio.create_task(sample_usage(os.getpid(), out.client, stop))]
+               asyncio.create_task(sample_usage(os.getpid(), out.client, stop,
+                                                   children=False))]  # the server is a child
     if server_pid is not None:
         helpers.append(asyncio.create_task(sample_usage(server_pid, out.server, stop)))
     bg = asyncio.create_task(background(t0, stop)) if background is not None else None

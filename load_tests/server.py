@@ -59,8 +59,8 @@ class Usage:
                 "rss_mb_max": round(max(self.rss_mb), 1) if self.rss_mb else None}
 
 
-async def sample_usage(pid: int, usage: Usage, stop: asyncio.Event, every_s: float = 0.5
-                       ) -> None:
+async def sample_usage(pid: int, usage: Usage, stop: asyncio.Event, every_s: float = 0.5,
+                       children: bool = True) -> None:
     """Sample ``pid`` (and its children) until ``stop`` is set."""
     try:
         root = psutil.Process(pid)
@@ -70,7 +70,7 @@ async def sample_usage(pid: int, usage: Usage, stop: asyncio.Event, every_s: flo
     while not stop.is_set():
         cpu = rss = 0.0
         try:
-            for p in [root, *root.children(recursive=True)]:
+            for p in [root, *(root.children(recursive=True) if children else [])]:
                 p = procs.setdefault(p.pid, p)
                 with p.oneshot():
                     cpu += p.cpu_percent(None)
