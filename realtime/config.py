@@ -56,6 +56,9 @@ class ServerConfig:
     egress_high_bytes: int = 1 << 20  # queued audio above this: the session stops scheduling
     egress_low_bytes: int = 256 << 10  # ... until it drains below this
     stall_timeout_s: float = 10.0  # one frame not taken by the client for this long: close
+    # Cap chunk sizes so each is synthesised while the audio before it plays, planning for this
+    # real-time factor: "auto" (measured), "off", or a number in (0, 1). See server/pace.py.
+    chunk_plan_rtf: str = "auto"
     web_client: bool = True  # serve the browser client at /
     web_dir: Path | None = None  # its files (None: web_client/ beside the realtime package)
 
@@ -68,6 +71,14 @@ class ServerConfig:
             raise ConfigError("need 0 < egress_low_bytes <= egress_high_bytes")
         if self.max_sessions < 1:
             raise ConfigError("max_sessions must be at least 1")
+        if self.chunk_plan_rtf not in ("auto", "off"):
+            try:
+                rtf = float(self.chunk_plan_rtf)
+            except ValueError:
+                rtf = -1.0
+            if not 0 < rtf < 1:
+                raise ConfigError(f"chunk_plan_rtf must be auto, off or a number in (0, 1), "
+                                  f"got {self.chunk_plan_rtf!r}")
 
 
 ENV_PREFIX = "REALTIME_"

@@ -38,6 +38,7 @@ from realtime.errors import EngineBusy, EngineStopped, InputError, RealtimeError
 from realtime.text.phonemize import Phonemizer
 
 from .metrics import ServerMetrics
+from .pace import Pace
 from .speech import FORMATS, observe_chunk, parse_speech, synthesize_speech
 from .ws import SessionPump, stream_endpoint
 
@@ -60,6 +61,7 @@ class AppState:
 
     config: ServerConfig
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    pace: Pace = field(default_factory=Pace)
     status: Status = "loading"
     reason: str = "loading the model"
     model: LoadedModel | None = None
@@ -73,6 +75,7 @@ class AppState:
 
     def observe_chunk(self, res: ChunkResult, now: float) -> None:
         observe_chunk(self.metrics, res, now)
+        self.pace.observe(res)
 
     async def drain(self) -> None:
         """Readiness goes false; new sessions get 1013; each open session closes with 1001
@@ -109,6 +112,7 @@ async def start_serving(state: AppState, loader: Loader) -> None:
         await asyncio.to_thread(engine.start, cfg.engine.warm_up)
         for language in Phonemizer.languages():
             state.phonemizers[language] = await asyncio.to_thread(Phonemizer, language)
+        state.pace = Pace(cfg.chunk_plan_rtf, lm.device.type)
         state.model, state.engine = lm, engine
         state.status, state.reason = "ready", "serving"
         log.info("ready: model %s on %s", lm.name, lm.device)
@@ -174,6 +178,7 @@ def _routes(state: AppState) -> list[BaseRoute]:
         if state.engine is not None:
             state.metrics.queue_depth.set(state.engine.stats().queued)
         state.metrics.contexts.set(sum(len(p.proto.contexts) for p in state.sessions))
+        state.metrics.plan_rtf.set(state.pace.plan_rtf() or 0.0)
         return PlainTextResponse(state.metrics.render(),
                                  media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -24,6 +24,8 @@ class ServerMetrics:
                                    buckets=LATENCY_BUCKETS, registry=r)
         self.queued = Histogram("realtime_queued_seconds", "time a chunk waited in the queue",
                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.plan_rtf = Gauge("realtime_plan_rtf", "real-time factor new contexts plan their "
+                              "chunk sizes for (0: no cap)", registry=r)
         self.audio_seconds = Counter("realtime_audio_seconds", "audio synthesised", registry=r)
         self.underrun_risk = Counter(
             "realtime_underrun_risk", "chunks finished after their deadline (the client's "

@@ -87,7 +87,7 @@ class SessionPump:
         self.proto = SessionProtocol(session_settings(state), self.session_id,
                                      phonemizer=state.phonemizer_for, check_voice=check_voice,
                                      query=dict(ws.query_params), now=clock(),
-                                     observe=self._observe)
+                                     observe=self._observe, plan_rtf=state.pace.plan_rtf)
 
     async def run(self) -> None:
         self._execute()

@@ -76,6 +76,7 @@ class Context:
     ended: bool = False
     first_text_at: float | None = None
     first_audio_at: float | None = None
+    first_audio_reported: bool = False  # a `metrics` carried first_audio_ms
     slots: deque[_Slot] = field(default_factory=deque)
     created: int = 0  # chunks from the scheduler
     delivered: int = 0
@@ -178,9 +179,11 @@ class Context:
             "batch_size": int(result.batch_size), "audio_ms": round(audio_ms, 2),
             "rtf": round(float(result.inference_s) * 1000.0 / audio_ms, 4) if audio_ms else 0.0,
         }
-        if self.synthesised == 1 and self.first_audio_at is not None:
+        if not self.first_audio_reported and self.first_audio_at is not None:
+            # the first chunk whose audio filled a frame (a very short chunk 0 may not)
             start = self.first_text_at if self.first_text_at is not None else now
             metrics["first_audio_ms"] = round((self.first_audio_at - start) * 1000.0, 2)
+            self.first_audio_reported = True
         out.append((metrics, "audio"))
         return out
 

@@ -125,9 +125,11 @@ class SessionProtocol:
                  phonemizer: Callable[[str], Phonemizer],
                  check_voice: Callable[[str], None] | None = None,
                  query: Mapping[str, str] | None = None, now: float = 0.0,
-                 observe: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+                 observe: Callable[[Mapping[str, Any]], None] | None = None,
+                 plan_rtf: Callable[[], float | None] | None = None) -> None:
         self.session_id = session_id
         self._observe = observe
+        self._plan_rtf = plan_rtf  # the real-time factor to plan a new context's chunks for
         self._phonemizer = phonemizer
         self._check_voice = check_voice or self._voice_in_list
         self._limits = settings.limits
@@ -323,7 +325,9 @@ class SessionProtocol:
         if settings.language not in Phonemizer.languages():
             raise MessageError("bad_value", f"language must be one of "
                                f"{', '.join(Phonemizer.languages())}", cid)
-        config = replace(s.scheduler, max_buffer_delay_ms=settings.max_buffer_delay_ms)
+        config = replace(s.scheduler, max_buffer_delay_ms=settings.max_buffer_delay_ms,
+                         plan_rtf=(self._plan_rtf() if self._plan_rtf is not None
+                                   else s.scheduler.plan_rtf))
         ctx = Context(cid, settings, TextScheduler(self._phonemizer(settings.language), config),
                       audio)
         self._contexts[cid] = ctx

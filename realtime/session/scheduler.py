@@ -29,6 +29,12 @@ __all__ = ["Chunk", "ChunkReason", "SchedulerConfig", "TextScheduler", "Word"]
 MAX_PHONEMES = 510  # Kokoro's limit (realtime.engine.model.MAX_PHONEMES; text knows no model)
 
 ChunkReason = Literal["eager", "sentence", "length", "timeout", "flush", "end", "phonemes"]
+# Kokoro's audio for a chunk of English text, roughly: a fixed part (onset and the pause at the
+# end) and a part per character (measured on the embedded model at speed 1: 5 characters gave
+# 1.2 s, 31 gave 2.4 s, 147 gave 11.9 s).
+AUDIO_S_PER_CHUNK = 0.75
+AUDIO_S_PER_CHAR = 0.072
+PLAN_STRETCH = 1.3
 _SENTENCE_MARKS = frozenset(".!?")
 _CLAUSE_MARKS = frozenset(",;:—…")
 
@@ -43,6 +49,12 @@ class SchedulerConfig:
     max_chunk_chars: int = 300  # past this a chunk is cut at a clause, then a word boundary
     max_phonemes: int = MAX_PHONEMES
     eager_first: bool = True  # False: the first chunk follows the same rules as later ones
+    # Where synthesis is only a little faster than real time (a CPU), each chunk must be
+    # synthesised while the audio before it plays, or the listener hears a gap. With
+    # `plan_rtf` set, later chunks are capped so that this holds at that real-time factor
+    # (None: no such cap; see `_planned_limit`).
+    plan_rtf: float | None = None
+    min_planned_chars: int = 30  # the planned cap never goes below this; the first chunk's cap
 
     def __post_init__(self) -> None:
         if self.max_buffer_delay_ms < 0:
@@ -51,6 +63,10 @@ class SchedulerConfig:
             raise ConfigError("first_min_words must be >= 1")
         if not 0 <= self.min_chunk_chars <= self.max_chunk_chars:
             raise ConfigError("need 0 <= min_chunk_chars <= max_chunk_chars")
+        if self.plan_rtf is not None and not 0 < self.plan_rtf < 1:
+            raise ConfigError("plan_rtf must be between 0 and 1 (or None)")
+        if self.min_planned_chars < 1:
+            raise ConfigError("min_planned_chars must be at least 1")
         if not 1 <= self.max_phonemes <= MAX_PHONEMES:
             raise ConfigError(f"max_phonemes must be in 1..{MAX_PHONEMES}")
 
@@ -97,6 +113,7 @@ class TextScheduler:
         self._buf = ""  # text not yet in a chunk
         self._base = 0  # offset of _buf in the context's text
         self._index = 0
+        self._ahead_s = 0.0  # audio the listener has in hand when the next chunk starts (plan)
         self._since: float | None = None  # when the pending text started waiting
         self._overdue = False  # the delay passed but no cut was possible yet
         self._ended = False
@@ -190,19 +207,34 @@ class TextScheduler:
         """Where the pending text must end: a function of the text alone (see the module doc)."""
         buf, cfg = self._buf, self.config
         bounds = find_boundaries(buf, 0, final)
-        limit = cfg.max_chunk_chars
+        limit = stretch = cfg.max_chunk_chars
+        planned = self._planned_limit()
+        if planned is not None and planned < limit:
+            # Under a planned cap, cut at a clause or word a little short of it, so that a
+            # sentence ending up to the cap itself is taken whole rather than leave a word or
+            # two for the next chunk.
+            limit, stretch = max(1, int(planned / PLAN_STRETCH)), planned
+        else:
+            planned = None
+        least = min(cfg.min_chunk_chars, limit)
         eager = cfg.eager_first and self._index == 0
         for b in bounds:
-            if b.pos > limit:
+            if b.pos > stretch:
                 break
+            if b.pos > limit and b.kind is not Kind.SENTENCE:
+                continue
             if eager and (b.kind is Kind.SENTENCE
                           or len(_WORD_RE.findall(buf, 0, b.pos)) >= cfg.first_min_words):
                 return b.pos, "eager"
-            if b.kind is Kind.SENTENCE and len(buf[:b.pos].strip()) >= cfg.min_chunk_chars:
+            if b.kind is Kind.SENTENCE and len(buf[:b.pos].strip()) >= least:
                 return b.pos, "sentence"
-        if buf[limit:].strip():  # too long, and settled up to the limit: cut within it
+        if buf[stretch:].strip():  # too long, and settled past the stretch: cut within the limit
+            # Under a planned cap, a boundary that leaves the chunk under half of it would
+            # make the next caps small too: cut at a word near the cap instead.
+            floor = limit // 2 if planned is not None else 0
             for kind in (Kind.SENTENCE, Kind.CLAUSE):
-                picks = [b.pos for b in bounds if b.kind is kind and b.pos <= limit]
+                picks = [b.pos for b in bounds
+                         if b.kind is kind and floor <= len(buf[:b.pos].strip()) and b.pos <= limit]
                 if picks:
                     return picks[-1], "length"
             cuts = [c for c in word_cuts(buf) if c < len(buf)]
@@ -211,6 +243,23 @@ class TextScheduler:
                 return within[-1], "length"
             return (cuts[0], "length") if cuts else None  # one huge token: cut after it
         return None
+
+    def _planned_limit(self) -> int | None:
+        """The longest next chunk (characters) that is synthesised before the audio already
+        planned runs out, at ``plan_rtf`` = r.
+
+        With chunks synthesised back to back, chunk k is ready at r(a_0 + ... + a_k) and due
+        when a_0 .. a_k-1 have played from r a_0, so it needs
+        r a_k <= a_0 + (1 - r)(a_1 + ... + a_k-1): ``_ahead_s`` is that right-hand side. Audio
+        is estimated from characters (``_audio_s``), so this stays a function of the text.
+        """
+        r = self.config.plan_rtf
+        if r is None:
+            return None
+        if self._index == 0:  # the first chunk: short, since nothing plays until it is done
+            return self.config.min_planned_chars
+        chars = (self._ahead_s / r - AUDIO_S_PER_CHUNK) / AUDIO_S_PER_CHAR
+        return max(self.config.min_planned_chars, int(chars))
 
     def _timeout(self, now: float) -> list[Chunk]:
         bounds = find_boundaries(self._buf, 0, False)
@@ -225,6 +274,11 @@ class TextScheduler:
     def _emit(self, cut: int, reason: ChunkReason, now: float) -> list[Chunk]:
         piece, self._buf = self._buf[:cut], self._buf[cut:]
         base, self._base = self._base, self._base + cut
+        if piece.strip() and self.config.plan_rtf is not None:
+            audio = _audio_s(len(piece.strip()))
+            # The first chunk's audio is all in hand when the second starts; from then on each
+            # chunk adds its audio but uses r of it in synthesising the next (see _planned_limit).
+            self._ahead_s += audio if self._index == 0 else (1 - self.config.plan_rtf) * audio
         self._overdue = False
         self._since = now if self._buf.strip() else None
         return self._build(piece, base, normalize(piece, self.language, base), reason)
@@ -275,3 +329,7 @@ def _split_index(words: list[SpokenWord], spans: tuple[tuple[int, int], ...],
         if chosen:
             return chosen[-1]
     return fits[-1]
+
+
+def _audio_s(chars: int) -> float:
+    return AUDIO_S_PER_CHUNK + AUDIO_S_PER_CHAR * chars

@@ -51,7 +51,10 @@ def test_every_message_type(tiny_server: Running, framing: str) -> None:
         words = [w["word"] for m in got.of("alignment") for w in m["words"]]
         assert "Hello" in words[0] and all(isinstance(w, str) for w in words)
         first = got.of("metrics")[0]
-        assert first["chunk"] == 0 and first["first_audio_ms"] >= 0 and first["batch_size"] >= 1
+        assert first["chunk"] == 0 and first["batch_size"] >= 1
+        # on the first chunk that filled a frame (the tiny model's chunk 0 may not fill one)
+        (timed,) = [m for m in got.of("metrics") if "first_audio_ms" in m]
+        assert timed["first_audio_ms"] >= 0
         frames = got.of("audio")
         assert [f["seq"] for f in frames] == list(range(len(frames)))
         assert all(len(f["data"]) == 16000 * 2 * 20 // 1000 for f in frames)  # 20 ms pcm16

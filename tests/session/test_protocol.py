@@ -57,13 +57,15 @@ class Session:
     """A protocol with a client's view: send messages, read back decoded ones."""
 
     def __init__(self, framing: str = "json", query: dict[str, str] | None = None,
-                 check_voice: Callable[[str], None] | None = None, **settings: Any) -> None:
+                 check_voice: Callable[[str], None] | None = None,
+                 plan_rtf: Callable[[], float | None] | None = None, **settings: Any) -> None:
         settings.setdefault("voices", VOICES)
         settings.setdefault("codec", "pcm16")
         self.framing = framing
         self.proto = SessionProtocol(SessionSettings(**settings), "s1",
                                      phonemizer=lambda lang: PHONEMIZER,
-                                     check_voice=check_voice, query=query)
+                                     check_voice=check_voice, query=query,
+                                     plan_rtf=plan_rtf)
         self.submitted: list[ChunkRequest] = []
         self.log: list[Action] = []
         self.ready = self.read()
@@ -439,6 +441,22 @@ def test_cancel_after_done_still_splits_what_the_client_played() -> None:
         s.finish(s.submitted[-1])
     assert s.send(type="cancel", context_id="c")[0]["text_unspoken"] == ""
     assert s.send(type="cancel", context_id=f"n{RECENT_FINISHED - 1}")[0]["text_spoken"]
+
+
+def test_each_new_context_plans_for_the_current_pace() -> None:
+    pace: list[float | None] = [0.7]
+    s = Session(plan_rtf=lambda: pace[-1])
+    text = ("The quickest route avoids the highway and takes about twenty-five minutes. "
+            "I found two tables for four people, one at seven and one at half past eight.")
+    s.send(type="text", context_id="a", text=text)
+    s.send(type="end", context_id="a")
+    pace.append(None)  # e.g. the server found it runs far faster than real time
+    s.send(type="text", context_id="b", text=text)
+    s.send(type="end", context_id="b")
+    planned = [r for r in s.submitted if r.context == "a"]
+    free = [r for r in s.submitted if r.context == "b"]
+    assert len(planned) > len(free) == 2
+    assert len(planned[0].phonemes) < len(free[0].phonemes)
 
 
 def test_context_id_reused_after_cancel_starts_afresh() -> None:

@@ -269,6 +269,53 @@ def test_any_split_of_noise_gives_the_same_chunks(text: str, cuts: set[int]) -> 
     check_chunks(text, whole)
 
 
+@settings(max_examples=60, deadline=None)
+@given(texts_and_splits(), st.sampled_from([0.5, 0.7, 0.9]))
+def test_any_split_gives_the_same_chunks_under_a_plan(case: tuple[str, list[str]],
+                                                      rtf: float) -> None:
+    text, deltas = case
+    planned = SchedulerConfig(plan_rtf=rtf)
+    whole = run(text, planned)
+    assert run(deltas, planned) == whole
+    check_chunks(text, whole)
+
+
+AGENT = ("The quickest route avoids the highway and takes about twenty-five minutes. "
+         "I found two tables for four people, one at seven and one at half past eight. "
+         "Would you like me to send the confirmation to the email address on file? "
+         "Your subscription renews on the first of every month, and you can cancel at any time.")
+
+
+@pytest.mark.parametrize("rtf", [0.5, 0.7, 0.9])
+def test_a_plan_keeps_each_chunk_ready_before_the_audio_runs_out(rtf: float) -> None:
+    # Simulate synthesis back to back at `rtf` with the scheduler's own audio estimate: every
+    # chunk must be ready when the audio before it has played (no gap for the listener), unless
+    # the plan asked for less than the floor (min_planned_chars) or it is the text's tail.
+    from realtime.session.scheduler import _audio_s
+
+    cfg = SchedulerConfig(plan_rtf=rtf)
+    chunks = run(AGENT, cfg)
+    audio = [_audio_s(len(c.text.strip())) for c in chunks]
+    ready = list(itertools.accumulate(rtf * a for a in audio))
+    due = [ready[0] + sum(audio[:k]) for k in range(len(audio))]
+    late = [k for k in range(len(audio)) if ready[k] > due[k] + 1e-9]
+    assert all(len(chunks[k].text.strip()) <= cfg.min_planned_chars or chunks[k].reason == "end"
+               for k in late), [chunks[k].text for k in late]
+    if rtf <= 0.7:
+        assert late == []
+    assert len(chunks[0].text.strip()) <= cfg.min_planned_chars
+    assert "".join(c.text for c in chunks) == AGENT
+    unplanned = run(AGENT)
+    assert len(chunks) > len(unplanned)  # smaller chunks first
+    assert max(len(c.text) for c in chunks[-2:]) > 2 * len(chunks[0].text)  # then growing
+
+
+def test_plan_is_validated() -> None:
+    for bad in (0.0, 1.0, 1.5, -0.1):
+        with pytest.raises(ConfigError):
+            SchedulerConfig(plan_rtf=bad)
+
+
 def test_scheduling_cost_per_chunk() -> None:
     """A rough bound (2 shared CPU cores): G2P + scheduling stays far below a chunk's audio."""
     text = ("Sure! Dr. Smith paid $4.50 on 3/14 for 2 coffees, then walked 5 km home. " * 20)
