@@ -4,9 +4,11 @@ A context's chunks must each be synthesised while the audio before it plays. The
 chunk sizes for a given real-time factor (``SchedulerConfig.plan_rtf``); this module supplies
 that factor for each new context: a fixed number, nothing (``off``), or, by default, the
 factor measured on this server: an exponential average of ``(queued + inference) / audio`` over
-recent chunks, so that it includes waiting behind other sessions. With a margin, and clamped:
-on a GPU it measures far below 1 and the cap stops mattering; on a loaded CPU it approaches 1,
-where smaller chunks cannot help and would only add Kokoro's per-chunk pauses.
+recent chunks, so that it includes waiting behind other sessions. With a margin; below
+``NO_PLAN_BELOW`` (a GPU, the tiny model) there is no plan at all, since whole sentences are
+ready long before they are due and a capped first chunk would only cost prosody; above
+``MOST`` (an overloaded CPU) smaller chunks cannot help and would only add Kokoro's per-chunk
+pauses, so the plan stays there.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 from realtime.engine.request import ChunkResult
 
 MARGIN = 1.15  # plan for a little slower than measured
-CLAMP = (0.05, 0.8)
+NO_PLAN_BELOW = 0.2
+MOST = 0.8
 CPU_START = 0.7  # before any chunk is measured: the embedded model on a 2-core AVX2 CPU
 WEIGHT = 0.2  # of each new chunk in the average
 
@@ -42,4 +45,5 @@ class Pace:
             return float(self.setting)
         if self.measured is None:
             return CPU_START if self.device_type == "cpu" else None
-        return min(CLAMP[1], max(CLAMP[0], self.measured * MARGIN))
+        planned = self.measured * MARGIN
+        return None if planned < NO_PLAN_BELOW else min(MOST, planned)
