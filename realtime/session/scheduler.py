@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from realtime.errors import ConfigError, InputError
-from realtime.session.boundaries import Kind, find_boundaries, word_cuts
+from realtime.session.boundaries import Boundary, Kind, find_boundaries, word_cuts
 from realtime.text.normalize import SpokenWord, normalize
 from realtime.text.phonemes import validate_phonemes
 from realtime.text.phonemize import Phonemizer
@@ -34,7 +34,6 @@ ChunkReason = Literal["eager", "sentence", "length", "timeout", "flush", "end", 
 # 1.2 s, 31 gave 2.4 s, 147 gave 11.9 s).
 AUDIO_S_PER_CHUNK = 0.75
 AUDIO_S_PER_CHAR = 0.072
-PLAN_STRETCH = 1.3
 _SENTENCE_MARKS = frozenset(".!?")
 _CLAUSE_MARKS = frozenset(",;:—…")
 
@@ -54,7 +53,7 @@ class SchedulerConfig:
     # `plan_rtf` set, later chunks are capped so that this holds at that real-time factor
     # (None: no such cap; see `_planned_limit`).
     plan_rtf: float | None = None
-    min_planned_chars: int = 30  # the planned cap never goes below this; the first chunk's cap
+    min_planned_chars: int = 30  # the planned cap never goes below this
 
     def __post_init__(self) -> None:
         if self.max_buffer_delay_ms < 0:
@@ -207,34 +206,24 @@ class TextScheduler:
         """Where the pending text must end: a function of the text alone (see the module doc)."""
         buf, cfg = self._buf, self.config
         bounds = find_boundaries(buf, 0, final)
-        limit = stretch = cfg.max_chunk_chars
+        limit = cfg.max_chunk_chars
         planned = self._planned_limit()
         if planned is not None and planned < limit:
-            # Under a planned cap, cut at a clause or word a little short of it, so that a
-            # sentence ending up to the cap itself is taken whole rather than leave a word or
-            # two for the next chunk.
-            limit, stretch = max(1, int(planned / PLAN_STRETCH)), planned
-        else:
-            planned = None
-        least = min(cfg.min_chunk_chars, limit)
+            cut = self._planned_cut(buf, bounds, planned)
+            if cut is not None:
+                return cut
         eager = cfg.eager_first and self._index == 0
         for b in bounds:
-            if b.pos > stretch:
+            if b.pos > limit:
                 break
-            if b.pos > limit and b.kind is not Kind.SENTENCE:
-                continue
             if eager and (b.kind is Kind.SENTENCE
                           or len(_WORD_RE.findall(buf, 0, b.pos)) >= cfg.first_min_words):
                 return b.pos, "eager"
-            if b.kind is Kind.SENTENCE and len(buf[:b.pos].strip()) >= least:
+            if b.kind is Kind.SENTENCE and len(buf[:b.pos].strip()) >= cfg.min_chunk_chars:
                 return b.pos, "sentence"
-        if buf[stretch:].strip():  # too long, and settled past the stretch: cut within the limit
-            # Under a planned cap, a boundary that leaves the chunk under half of it would
-            # make the next caps small too: cut at a word near the cap instead.
-            floor = limit // 2 if planned is not None else 0
+        if buf[limit:].strip():  # too long, and settled up to the limit: cut within it
             for kind in (Kind.SENTENCE, Kind.CLAUSE):
-                picks = [b.pos for b in bounds
-                         if b.kind is kind and floor <= len(buf[:b.pos].strip()) and b.pos <= limit]
+                picks = [b.pos for b in bounds if b.kind is kind and b.pos <= limit]
                 if picks:
                     return picks[-1], "length"
             cuts = [c for c in word_cuts(buf) if c < len(buf)]
@@ -243,6 +232,29 @@ class TextScheduler:
                 return within[-1], "length"
             return (cuts[0], "length") if cuts else None  # one huge token: cut after it
         return None
+
+    def _planned_cut(self, buf: str, bounds: list[Boundary], planned: int
+                     ) -> tuple[int, ChunkReason] | None:
+        """A cut under the planned cap, at a sentence or clause boundary only (a cut inside a
+        clause costs more intelligibility than a short gap costs): the first sentence end of
+        ``min_chunk_chars`` (or the cap) within the cap; else, once the text runs past the cap,
+        the last boundary in its second half, or else the first boundary after it. None: no
+        such cut is settled yet (the unplanned rules apply)."""
+        least = min(self.config.min_chunk_chars, planned)
+        size = [len(buf[:b.pos].strip()) for b in bounds]
+        for b, n in zip(bounds, size, strict=True):
+            if b.pos > planned:
+                break
+            if b.kind is Kind.SENTENCE and n >= least:
+                return b.pos, "sentence"
+        if not buf[planned:].strip():
+            return None
+        within = [b.pos for b, n in zip(bounds, size, strict=True)
+                  if planned // 2 <= n and b.pos <= planned]
+        if within:
+            return within[-1], "length"
+        after = [b.pos for b in bounds if planned < b.pos <= self.config.max_chunk_chars]
+        return (after[0], "length") if after else None
 
     def _planned_limit(self) -> int | None:
         """The longest next chunk (characters) that is synthesised before the audio already
@@ -254,10 +266,8 @@ class TextScheduler:
         is estimated from characters (``_audio_s``), so this stays a function of the text.
         """
         r = self.config.plan_rtf
-        if r is None:
+        if r is None or self._index == 0:  # the first chunk: the eager rule
             return None
-        if self._index == 0:  # the first chunk: short, since nothing plays until it is done
-            return self.config.min_planned_chars
         chars = (self._ahead_s / r - AUDIO_S_PER_CHUNK) / AUDIO_S_PER_CHAR
         return max(self.config.min_planned_chars, int(chars))
 

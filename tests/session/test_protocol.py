@@ -446,7 +446,7 @@ def test_cancel_after_done_still_splits_what_the_client_played() -> None:
 def test_each_new_context_plans_for_the_current_pace() -> None:
     pace: list[float | None] = [0.7]
     s = Session(plan_rtf=lambda: pace[-1])
-    text = ("The quickest route avoids the highway and takes about twenty-five minutes. "
+    text = ("Sure, I can help with that. "
             "I found two tables for four people, one at seven and one at half past eight.")
     s.send(type="text", context_id="a", text=text)
     s.send(type="end", context_id="a")
@@ -456,7 +456,8 @@ def test_each_new_context_plans_for_the_current_pace() -> None:
     planned = [r for r in s.submitted if r.context == "a"]
     free = [r for r in s.submitted if r.context == "b"]
     assert len(planned) > len(free) == 2
-    assert len(planned[0].phonemes) < len(free[0].phonemes)
+    assert planned[0].phonemes == free[0].phonemes  # the first chunk: the eager rule either way
+    assert len(planned[1].phonemes) < len(free[1].phonemes)
 
 
 def test_context_id_reused_after_cancel_starts_afresh() -> None:

@@ -280,34 +280,33 @@ def test_any_split_gives_the_same_chunks_under_a_plan(case: tuple[str, list[str]
     check_chunks(text, whole)
 
 
-AGENT = ("The quickest route avoids the highway and takes about twenty-five minutes. "
+AGENT = ("Sure, I can help with that. "
          "I found two tables for four people, one at seven and one at half past eight. "
-         "Would you like me to send the confirmation to the email address on file? "
-         "Your subscription renews on the first of every month, and you can cancel at any time.")
+         "Would you like me to send the confirmation to the email address on file, or to your "
+         "phone? Your subscription renews on the first of every month, and you can cancel at "
+         "any time.")
+
+
+def estimated_gaps(chunks: list[Chunk], rtf: float) -> list[float]:
+    """Silence before each chunk if chunks are made back to back at ``rtf``, with the
+    scheduler's own audio estimate."""
+    from realtime.session.scheduler import _audio_s
+
+    audio = [_audio_s(len(c.text.strip())) for c in chunks]
+    ready = list(itertools.accumulate(rtf * a for a in audio))
+    return [max(0.0, ready[k] - ready[0] - sum(audio[:k])) for k in range(len(audio))]
 
 
 @pytest.mark.parametrize("rtf", [0.5, 0.7, 0.9])
-def test_a_plan_keeps_each_chunk_ready_before_the_audio_runs_out(rtf: float) -> None:
-    # Simulate synthesis back to back at `rtf` with the scheduler's own audio estimate: every
-    # chunk must be ready when the audio before it has played (no gap for the listener), unless
-    # the plan asked for less than the floor (min_planned_chars) or it is the text's tail.
-    from realtime.session.scheduler import _audio_s
-
-    cfg = SchedulerConfig(plan_rtf=rtf)
-    chunks = run(AGENT, cfg)
-    audio = [_audio_s(len(c.text.strip())) for c in chunks]
-    ready = list(itertools.accumulate(rtf * a for a in audio))
-    due = [ready[0] + sum(audio[:k]) for k in range(len(audio))]
-    late = [k for k in range(len(audio)) if ready[k] > due[k] + 1e-9]
-    assert all(len(chunks[k].text.strip()) <= cfg.min_planned_chars or chunks[k].reason == "end"
-               for k in late), [chunks[k].text for k in late]
-    if rtf <= 0.7:
-        assert late == []
-    assert len(chunks[0].text.strip()) <= cfg.min_planned_chars
-    assert "".join(c.text for c in chunks) == AGENT
-    unplanned = run(AGENT)
-    assert len(chunks) > len(unplanned)  # smaller chunks first
-    assert max(len(c.text) for c in chunks[-2:]) > 2 * len(chunks[0].text)  # then growing
+def test_a_plan_cuts_at_clauses_so_chunks_are_ready_sooner(rtf: float) -> None:
+    planned = run(AGENT, SchedulerConfig(plan_rtf=rtf))
+    free = run(AGENT)
+    assert "".join(c.text for c in planned) == AGENT
+    assert planned[0] == free[0]  # the first chunk follows the eager rule either way
+    for c in planned:  # never inside a clause: at a sentence or clause mark, or the end
+        assert c.text.rstrip()[-1] in ".,;:?!" or c.reason == "end", c.text
+    assert sum(estimated_gaps(planned, rtf)) < 0.6 * sum(estimated_gaps(free, rtf))
+    assert max(len(c.text) for c in planned[-2:]) > len(planned[1].text)  # caps grow
 
 
 def test_plan_is_validated() -> None:
