@@ -211,6 +211,7 @@ class SessionProtocol:
             return
         try:
             for ctx in list(self._contexts.values()):
+                ctx.scheduler.hold_until = ctx.text_hold_until()
                 self._schedule(ctx, ctx.scheduler.poll(now), now)
         except Exception:
             self._fail("a timer")
@@ -221,6 +222,8 @@ class SessionProtocol:
 
     def next_deadline(self) -> float | None:
         """When ``poll`` is next due (same clock as ``now``), or None."""
+        for c in self._contexts.values():
+            c.scheduler.hold_until = c.text_hold_until()
         times = [t for c in self._contexts.values()
                  if (t := c.scheduler.next_deadline()) is not None]
         idle = self._idle_deadline()
@@ -283,6 +286,7 @@ class SessionProtocol:
                                    f"{self._limits.max_buffered_chars} characters", cid)
             if ctx.first_text_at is None and text.strip():
                 ctx.first_text_at = now
+            ctx.scheduler.hold_until = ctx.text_hold_until()
             chunks = ctx.scheduler.push(text, now)
             ctx.text += text
             self._schedule(ctx, chunks, now)

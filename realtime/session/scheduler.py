@@ -24,7 +24,7 @@ from realtime.text.normalize import SpokenWord, normalize
 from realtime.text.phonemes import validate_phonemes
 from realtime.text.phonemize import Phonemizer
 
-__all__ = ["Chunk", "ChunkReason", "SchedulerConfig", "TextScheduler", "Word"]
+__all__ = ["Chunk", "ChunkReason", "SchedulerConfig", "TextScheduler", "Word", "estimate_audio_s"]
 
 MAX_PHONEMES = 510  # Kokoro's limit (realtime.engine.model.MAX_PHONEMES; text knows no model)
 
@@ -116,6 +116,9 @@ class TextScheduler:
         self._since: float | None = None  # when the pending text started waiting
         self._overdue = False  # the delay passed but no cut was possible yet
         self._ended = False
+        # Set by the owner: the buffer delay of chunks after the first is not due before this
+        # (the listener still has audio until about then; see Context.text_hold_until).
+        self.hold_until: float | None = None
 
     @property
     def pending_text(self) -> str:
@@ -129,7 +132,10 @@ class TextScheduler:
         """When ``poll`` should next be called (same clock as ``now``), or None."""
         if self._ended or self._since is None or self._overdue:
             return None
-        return self._since + self.config.max_buffer_delay_ms / 1000.0
+        due = self._since + self.config.max_buffer_delay_ms / 1000.0
+        if self._index > 0 and self.hold_until is not None:
+            due = max(due, self.hold_until)
+        return due
 
     def push(self, text: str, now: float) -> list[Chunk]:
         """Append a text delta (split anywhere); return the chunks it completes."""
@@ -263,7 +269,7 @@ class TextScheduler:
         With chunks synthesised back to back, chunk k is ready at r(a_0 + ... + a_k) and due
         when a_0 .. a_k-1 have played from r a_0, so it needs
         r a_k <= a_0 + (1 - r)(a_1 + ... + a_k-1): ``_ahead_s`` is that right-hand side. Audio
-        is estimated from characters (``_audio_s``), so this stays a function of the text.
+        is estimated from characters (``estimate_audio_s``), so this stays a function of the text.
         """
         r = self.config.plan_rtf
         if r is None or self._index == 0:  # the first chunk: the eager rule
@@ -285,7 +291,7 @@ class TextScheduler:
         piece, self._buf = self._buf[:cut], self._buf[cut:]
         base, self._base = self._base, self._base + cut
         if piece.strip() and self.config.plan_rtf is not None:
-            audio = _audio_s(len(piece.strip()))
+            audio = estimate_audio_s(len(piece.strip()))
             # The first chunk's audio is all in hand when the second starts; from then on each
             # chunk adds its audio but uses r of it in synthesising the next (see _planned_limit).
             self._ahead_s += audio if self._index == 0 else (1 - self.config.plan_rtf) * audio
@@ -341,5 +347,6 @@ def _split_index(words: list[SpokenWord], spans: tuple[tuple[int, int], ...],
     return fits[-1]
 
 
-def _audio_s(chars: int) -> float:
+def estimate_audio_s(chars: int) -> float:
+    """Kokoro's audio for a chunk of ``chars`` characters of English, roughly (speed 1)."""
     return AUDIO_S_PER_CHUNK + AUDIO_S_PER_CHAR * chars

@@ -460,6 +460,43 @@ def test_each_new_context_plans_for_the_current_pace() -> None:
     assert len(planned[1].phonemes) < len(free[1].phonemes)
 
 
+def test_later_text_waits_for_a_boundary_while_the_listener_has_audio() -> None:
+    # Chunk 0 is playing: text after it need not be cut mid-sentence by the buffer delay;
+    # it waits for its sentence end until the audio in hand is about to run out.
+    s = Session()
+    s.send(type="text", context_id="c", text="Sure, I can help you with that. ")
+    s.send(type="text", context_id="c", text="And then the next part of the", now=0.1)
+    (first,) = s.submitted
+    s.finish(first, now=1.0)  # its audio starts playing at 1.0
+    runs_out = 1.0 + audio_ms(first) / 1000
+    assert s.proto.next_deadline() is not None
+    hold = s.proto.next_deadline()
+    assert 1.0 + 0.4 < hold < runs_out  # later than the 400 ms delay, before the audio ends
+    s.proto.poll(hold - 0.05)
+    assert len(s.read()) == 0 and len(s.submitted) == 1  # still waiting for the sentence end
+    s.proto.poll(hold)
+    s.read()
+    assert len(s.submitted) == 2 and s.submitted[1].phonemes  # the timeout fired in time
+
+
+def test_under_a_chunk_plan_later_text_keeps_the_buffer_delay() -> None:
+    # A slow engine (a plan is set): a longer chunk would cost a gap, so no hold.
+    s = Session(plan_rtf=lambda: 0.7)
+    s.send(type="text", context_id="c", text="Sure, I can help you with that. ")
+    s.send(type="text", context_id="c", text="And then the next part of the", now=0.1)
+    s.finish(s.submitted[0], now=1.0)
+    assert s.proto.next_deadline() == pytest.approx(0.5)  # the last cut (0.1) + 400 ms
+
+
+def test_first_chunk_still_goes_out_after_the_buffer_delay() -> None:
+    s = Session()
+    s.send(type="text", context_id="c", text="A first clause with no end in sight")
+    assert s.proto.next_deadline() == pytest.approx(0.4)
+    s.proto.poll(0.4)
+    s.read()
+    assert len(s.submitted) == 1
+
+
 def test_context_id_reused_after_cancel_starts_afresh() -> None:
     s = Session()
     s.send(type="text", text="Hello there, my friend. ")

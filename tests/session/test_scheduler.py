@@ -290,9 +290,9 @@ AGENT = ("Sure, I can help with that. "
 def estimated_gaps(chunks: list[Chunk], rtf: float) -> list[float]:
     """Silence before each chunk if chunks are made back to back at ``rtf``, with the
     scheduler's own audio estimate."""
-    from realtime.session.scheduler import _audio_s
+    from realtime.session.scheduler import estimate_audio_s
 
-    audio = [_audio_s(len(c.text.strip())) for c in chunks]
+    audio = [estimate_audio_s(len(c.text.strip())) for c in chunks]
     ready = list(itertools.accumulate(rtf * a for a in audio))
     return [max(0.0, ready[k] - ready[0] - sum(audio[:k])) for k in range(len(audio))]
 
