@@ -110,11 +110,14 @@ class Context:
 
     def deadline(self, now: float) -> float:
         """When the next chunk is needed: when the audio sent and queued so far runs out."""
-        queued_ms = 1000.0 * sum(r.est_audio_s for r in self.pending)
         if not self.slots and self.first_audio_at is None:
             return now
-        start = self.first_audio_at if self.first_audio_at is not None else now
-        return start + (self.frames_ms + queued_ms) / 1000.0
+        return self._audio_end(self.first_audio_at if self.first_audio_at is not None else now)
+
+    def _audio_end(self, start: float) -> float:
+        """When the audio sent and queued runs out, if playback began at ``start``."""
+        queued_s = sum(r.est_audio_s for r in self.pending)
+        return start + self.frames_ms / 1000.0 + queued_s
 
     def text_hold_until(self) -> float | None:
         """Until when text after the first chunk may wait for a sentence or clause end rather
@@ -125,8 +128,7 @@ class Context:
         while no audio has started."""
         if self.first_audio_at is None or self.scheduler.config.plan_rtf is not None:
             return None
-        queued_s = sum(r.est_audio_s for r in self.pending)
-        runs_out = self.first_audio_at + self.frames_ms / 1000.0 + queued_s
+        runs_out = self._audio_end(self.first_audio_at)
         waiting = estimate_audio_s(len(self.scheduler.pending_text.strip()))
         return runs_out - FAST_RTF * waiting - HOLD_MARGIN_S
 

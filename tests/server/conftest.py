@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from load_tests.server import free_port
 from realtime.config import EngineConfig, ServerConfig
 from realtime.engine.registry import LoadedModel
 from realtime.engine.tiny import build_tiny
@@ -26,12 +26,6 @@ from realtime.server.app import DrainingServer, create_app
 def tiny_kokoro(seed: int = 0) -> LoadedModel:
     model, voices = build_tiny(seed)
     return LoadedModel("tiny", Path("."), model, voices, "jf_alpha")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
