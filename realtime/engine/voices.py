@@ -2,14 +2,16 @@
 
 A pack is a float tensor ``[510, 1, 256]``; the row for an utterance of ``n`` phonemes is
 ``pack[n - 1]``. A blend ``jf_alpha(2)+jm_kumo(1)`` is the weighted mean of packs, weights
-normalised to sum to one (a name without a weight counts 1).
+normalised to sum to one (a name without a weight counts 1; grammar in ``realtime.voice_names``).
 """
 
 from __future__ import annotations
 
-import re
+import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +19,25 @@ import torch
 from torch import Tensor
 
 from realtime.errors import ModelFileError, VoiceError
+from realtime.voice_names import VoiceInfo, parse_blend, voice_info
 
 from .weights import torch_load
 
+__all__ = ["PACKAGED_VOICES", "VoiceLibrary", "load_npz", "packaged_voices", "parse_blend"]
+
 _BLEND_CACHE = 64
-_TERM = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
+# The official Kokoro-82M v1.0 packs for English and the espeak-ng languages (41, float32),
+# shipped with the package; provenance and licence beside them (data/VOICES.md).
+PACKAGED_VOICES = "kokoro-v1.0-voices.npz"
 
 
 class VoiceLibrary:
-    """Named voice packs, validated on load."""
+    """Named voice packs, validated on load.
+
+    Safe to share between threads: the packs never change after construction, and the cache
+    of blends (bounded, least recently used out first) is guarded by a lock, since the engine
+    thread reads it while the event loop validates a client's new blend.
+    """
 
     def __init__(self, packs: Mapping[str, Tensor | np.ndarray], style_width: int = 256) -> None:
         self.style_width = style_width
@@ -41,7 +53,8 @@ class VoiceLibrary:
             if not bool(torch.isfinite(t).all()):
                 raise ModelFileError(f"voice '{name}' contains NaN or infinite values")
             self._packs[name] = t.contiguous()
-        self._cache: dict[str, Tensor] = {}
+        self._cache: OrderedDict[str, Tensor] = OrderedDict()
+        self._lock = threading.Lock()
 
     @property
     def names(self) -> list[str]:
@@ -51,10 +64,20 @@ class VoiceLibrary:
     def packs(self) -> Mapping[str, Tensor]:
         return dict(self._packs)
 
+    def info(self) -> list[VoiceInfo]:
+        """Every voice with its language, family and gender, by name."""
+        return [voice_info(name) for name in self.names]
+
     def pack(self, spec: str) -> Tensor:
         """The pack for a voice name or a blend written ``a(2)+b(1)``."""
-        if spec in self._cache:
-            return self._cache[spec]
+        single = self._packs.get(spec)
+        if single is not None:
+            return single
+        with self._lock:
+            cached = self._cache.get(spec)
+            if cached is not None:
+                self._cache.move_to_end(spec)
+                return cached
         terms = parse_blend(spec)
         for name, _ in terms:
             if name not in self._packs:
@@ -63,9 +86,10 @@ class VoiceLibrary:
         total = sum(w for _, w in terms)
         mixed = sum((self._packs[name][:rows] * (w / total) for name, w in terms),
                     torch.zeros(rows, 1, self.style_width))
-        if len(self._cache) >= _BLEND_CACHE:  # blends come from clients: keep the cache bounded
-            self._cache.clear()
-        self._cache[spec] = mixed
+        with self._lock:  # blends come from clients: keep the cache bounded
+            self._cache[spec] = mixed
+            while len(self._cache) > _BLEND_CACHE:
+                self._cache.popitem(last=False)
         return mixed
 
     def style(self, spec: str, n_phonemes: int) -> Tensor:
@@ -90,25 +114,6 @@ class VoiceLibrary:
         return cls(packs, style_width)
 
 
-def parse_blend(spec: str) -> list[tuple[str, float]]:
-    """``"jf_alpha(2)+jm_kumo"`` -> ``[("jf_alpha", 2.0), ("jm_kumo", 1.0)]``."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise VoiceError("voice must be a non-empty name or a blend such as "
-                         "'jf_alpha(2)+jm_kumo(1)'")
-    terms: list[tuple[str, float]] = []
-    for part in spec.split("+"):
-        m = _TERM.match(part)
-        if m is None:
-            raise VoiceError(f"cannot parse voice term {part.strip()!r} in {spec!r}; write "
-                             "names joined by '+', each with an optional positive weight, "
-                             "e.g. a(2)+b(1)")
-        weight = float(m.group(2)) if m.group(2) is not None else 1.0
-        if weight <= 0:
-            raise VoiceError(f"voice weight must be positive in {spec!r}")
-        terms.append((m.group(1), weight))
-    return terms
-
-
 def _load_pt(file: Path) -> Tensor:
     value = torch_load(file, "voice file")
     if not isinstance(value, Tensor):
@@ -122,3 +127,11 @@ def load_npz(file: Path) -> dict[str, np.ndarray]:
             return {k: np.asarray(npz[k]) for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ModelFileError(f"voice archive {file} is corrupt or unreadable: {exc}") from exc
+
+
+def packaged_voices() -> dict[str, np.ndarray]:
+    """The 41 official v1.0 packs shipped with realtime (English and the espeak-ng languages)."""
+    path = Path(str(resources.files("realtime.engine") / "data" / PACKAGED_VOICES))
+    if not path.is_file():
+        raise ModelFileError(f"the packaged voices are missing ({path}); reinstall realtime")
+    return load_npz(path)
