@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from realtime.errors import ConfigError, InputError, RealtimeError
+from realtime.text.languages import AUTO, LANGUAGES
+from realtime.voice_names import blend_language
 
 if TYPE_CHECKING:
     from realtime.config import ServerConfig
@@ -25,10 +27,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help=f"registered weight set (default {DEFAULT_MODEL})")
     p.add_argument("--model-dir", type=Path, default=None,
                    help="directory with config.json, kokoro-v1_0.pth and voices/ "
-                        "(for --model kokoro-v1.0)")
+                        "(for --model kokoro-v1.0; without it, kokoro-v1.0 is downloaded from "
+                        "the Hugging Face hub into the cache dir)")
     p.add_argument("--cache-dir", type=Path, default=None,
-                   help="where the embedded import is cached (default $REALTIME_CACHE_DIR or "
-                        "~/.cache/realtime)")
+                   help="where the embedded import and hub downloads are cached (default "
+                        "$REALTIME_CACHE_DIR or ~/.cache/realtime)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda[:N]")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
 
@@ -44,7 +47,8 @@ def _build_parser() -> argparse.ArgumentParser:
     say.add_argument("--voice", default=None, help="voice or blend, e.g. jf_alpha(2)+jm_kumo(1)")
     say.add_argument("--speed", type=float, default=1.0, help="speaking rate (1.0 = normal)")
     say.add_argument("--phonemes", action="store_true", help="TEXT is phonemes, not English")
-    say.add_argument("--language", default="en-us", help="en-us or en-gb")
+    say.add_argument("--language", default=AUTO, help=f"{AUTO} (the voice's; default) or one "
+                     f"of {', '.join(LANGUAGES)}")
     say.add_argument("--seed", type=int, default=None,
                      help="draw the harmonic-source noise from this seed (default: noise off)")
     _model_args(say)
@@ -79,7 +83,8 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
     serve.add_argument("--voice", default=None, help="default voice (default: the model's)")
-    serve.add_argument("--language", default=None, help="default language: en-us or en-gb")
+    serve.add_argument("--language", default=None, help=f"default G2P language: {AUTO} (each "
+                       f"voice's own; default) or one of {', '.join(LANGUAGES)}")
     serve.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                        help="inference precision (default float32)")
     serve.add_argument("--max-batch", type=int, default=None,
@@ -184,7 +189,9 @@ def _run(args: argparse.Namespace) -> int:
     lm = load_model(args.model, args.model_dir, args.cache_dir, args.device)
     print(f"model: {lm.name} ({lm.path}) on {lm.device}", file=sys.stderr)
     if args.command == "voices":
-        print("\n".join(lm.voices.names))
+        for info in lm.voices.info():
+            default = "  (default)" if info.name == lm.default_voice else ""
+            print(f"{info.name:<16} {info.language:<6} {info.gender:<8} {info.family}{default}")
         return 0
     if args.command == "say":
         return _say(args, lm)
@@ -243,7 +250,10 @@ def _say(args: argparse.Namespace, lm: LoadedModel) -> int:
     from realtime.engine.model import SAMPLE_RATE
     from realtime.synth import synthesize_phonemes
 
-    phonemes = args.text if args.phonemes else _phonemize(args.text, args.language)
+    language = args.language
+    if language == AUTO:
+        language = blend_language(args.voice or lm.default_voice)
+    phonemes = args.text if args.phonemes else _phonemize(args.text, language)
     result = synthesize_phonemes(lm, phonemes, args.voice, args.speed, args.seed)
     write_wav(args.output, result.audio, SAMPLE_RATE)
     print(f"wrote {args.output}: {len(result.audio) / SAMPLE_RATE:.2f} s at {SAMPLE_RATE} Hz "

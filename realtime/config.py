@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from realtime.errors import ConfigError
+from realtime.text.languages import AUTO, LANGUAGES
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,7 @@ class ServerConfig:
     cache_dir: Path | None = None
     engine: EngineConfig = field(default_factory=EngineConfig)
     voice: str | None = None  # default voice (None: the model's)
-    language: str = "en-us"
+    language: str = "auto"  # G2P language; auto: each voice's own (realtime.voice_names)
     max_input_chars: int = 4096  # per HTTP speech request
     api_keys: tuple[str, ...] = ()  # empty: no authentication
     allowed_origins: tuple[str, ...] = ()  # empty: any Origin
@@ -71,6 +72,9 @@ class ServerConfig:
             raise ConfigError("need 0 < egress_low_bytes <= egress_high_bytes")
         if self.max_sessions < 1:
             raise ConfigError("max_sessions must be at least 1")
+        if self.language != AUTO and self.language not in LANGUAGES:
+            raise ConfigError(f"language must be {AUTO} or one of {', '.join(LANGUAGES)}, "
+                              f"got {self.language!r}")
         if self.chunk_plan_rtf not in ("auto", "off"):
             try:
                 rtf = float(self.chunk_plan_rtf)

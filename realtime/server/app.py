@@ -35,6 +35,7 @@ from realtime.engine.registry import LoadedModel, load_model
 from realtime.engine.request import ChunkResult
 from realtime.engine.runner import ModelRunner, default_decoder_batch, default_max_batch
 from realtime.errors import EngineBusy, EngineStopped, InputError, RealtimeError, VoiceError
+from realtime.text.languages import AUTO, language_codes
 from realtime.text.phonemize import Phonemizer
 
 from .metrics import ServerMetrics
@@ -187,8 +188,11 @@ def _routes(state: AppState) -> list[BaseRoute]:
             return _error(401, "unauthorized", "missing or wrong API key")
         if state.model is None:
             return _error(503, "not_ready", state.reason, {"Retry-After": "5"})
+        voices = state.model.voices
         return JSONResponse({"model": state.model.name, "default": state.model.default_voice,
-                             "voices": state.model.voices.names})
+                             "voices": voices.names,
+                             "voice_info": [v.as_wire() for v in voices.info()],
+                             "languages": [AUTO, *language_codes()]})
 
     async def speech(request: Request) -> Response:
         if not _authorised(state, request):
@@ -200,11 +204,12 @@ def _routes(state: AppState) -> list[BaseRoute]:
         except ValueError:
             return _error(400, "bad_message", "the body is not valid JSON")
         lm, engine = state.model, state.engine
-        phonemizer = state.phonemizer_for(state.config.language)
         try:
             req = parse_speech(body, state.config.voice or lm.default_voice,
-                               state.config.max_input_chars, lm.voices.pack)
-            chunks = synthesize_speech(req, engine, phonemizer, state.metrics)
+                               state.config.max_input_chars, lm.voices.pack,
+                               state.config.language)
+            chunks = synthesize_speech(req, engine, state.phonemizer_for(req.language),
+                                       state.metrics)
             first = await anext(chunks)  # errors before any byte become a proper status
         except (InputError, VoiceError) as exc:
             return _error(400, exc.code, exc.reason)

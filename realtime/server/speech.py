@@ -24,7 +24,9 @@ from realtime.engine.engine import Engine
 from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.errors import InputError, RealtimeError
 from realtime.session.scheduler import TextScheduler
+from realtime.text.languages import AUTO, LANGUAGES
 from realtime.text.phonemize import Phonemizer
+from realtime.voice_names import blend_language
 
 from .metrics import ServerMetrics
 
@@ -42,11 +44,16 @@ class SpeechRequest:
     response_format: str
     speed: float
     stream: bool
+    language: str  # the G2P language, resolved (never auto)
 
 
 def parse_speech(body: Any, default_voice: str, max_chars: int,
-                 known_voice: Callable[[str], object]) -> SpeechRequest:
-    """Validate the JSON body; raises InputError (or VoiceError) naming the bad field."""
+                 known_voice: Callable[[str], object],
+                 default_language: str = AUTO) -> SpeechRequest:
+    """Validate the JSON body; raises InputError (or VoiceError) naming the bad field.
+
+    ``language`` (our extension to OpenAI's body) picks the G2P; absent or ``auto``, the
+    voice's own."""
     if not isinstance(body, dict):
         raise InputError("the body must be a JSON object")
     text = body.get("input")
@@ -70,7 +77,13 @@ def parse_speech(body: Any, default_voice: str, max_chars: int,
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise InputError("'stream' must be true or false")
-    return SpeechRequest(text, voice, fmt, float(speed), stream)
+    language = body.get("language", default_language)
+    if language != AUTO and language not in LANGUAGES:
+        raise InputError(f"'language' must be {AUTO} (the voice's) or one of "
+                         f"{', '.join(LANGUAGES)}")
+    if language == AUTO:
+        language = blend_language(voice)
+    return SpeechRequest(text, voice, fmt, float(speed), stream, language)
 
 
 class _Encoder:

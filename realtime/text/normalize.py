@@ -10,29 +10,21 @@ for inline ``[word](/phonemes/)``, phonemes forced by the writer. Characters no 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 
 from realtime.text import numbers as num
+from realtime.text.languages import language as find_language
+from realtime.text.multilingual import normalize_other
+from realtime.text.words import (
+    Collector,
+    Rule,
+    SpokenWord,
+    markdown_rules,
+    punctuation_rules,
+    scanner,
+    spoken_text,
+)
 
 __all__ = ["ABBREVIATIONS", "SENTENCE_ABBREVIATIONS", "SpokenWord", "normalize", "spoken_text"]
-
-
-@dataclass(frozen=True, slots=True)
-class SpokenWord:
-    """One spoken word; ``start``/``end`` index the source text (several words may share them)."""
-
-    text: str
-    start: int
-    end: int
-    punct: str = ""  # spoken punctuation after the word: , . ! ? ; : — …
-    phonemes: str | None = None  # forced by an inline [word](/phonemes/)
-    letter: bool = False  # a letter said by its name (initials, "a m", "w w w")
-
-
-def spoken_text(words: list[SpokenWord] | tuple[SpokenWord, ...]) -> str:
-    """The spoken words joined by spaces (what a listener would write down)."""
-    return " ".join(w.text for w in words)
 
 
 _MONTHS = {name[:3]: i + 1 for i, name in enumerate(num.MONTHS)}
@@ -87,51 +79,7 @@ _TLD = r"(?:com|org|net|io|ai|dev|edu|gov|co|uk|us|app|info|me|tv|ly)"
 _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
 
 
-class _Out:
-    """Collects the words of one normalisation."""
-
-    def __init__(self, text: str, language: str, base: int) -> None:
-        self.text = text
-        self.language = language
-        self.base = base
-        self.words: list[SpokenWord] = []
-
-    def add(self, words: list[str] | str, start: int, end: int, letters: bool = False) -> None:
-        """Add spoken words for ``text[start:end]``; ``letters``: single capitals are letters."""
-        for w in words.split() if isinstance(words, str) else words:
-            letter = letters and len(w) == 1 and w.isupper()
-            self.words.append(SpokenWord(w, self.base + start, self.base + end, letter=letter))
-
-    def punct(self, mark: str) -> None:
-        if self.words and not self.words[-1].punct:
-            self.words[-1] = replace(self.words[-1], punct=mark)
-
-    def next_char(self, pos: int) -> str:
-        """The first non-blank character at or after ``pos`` ('' at the end)."""
-        rest = self.text[pos:].lstrip()
-        return rest[:1]
-
-
-Handler = Callable[[re.Match[str], _Out], None]
-
-
-@dataclass(frozen=True)
-class _Rule:
-    name: str
-    pattern: str
-    handler: Handler
-    regex: re.Pattern[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "regex", re.compile(self.pattern))
-
-
-def _forced(m: re.Match[str], out: _Out) -> None:
-    out.words.append(SpokenWord(m.group(1), out.base + m.start(), out.base + m.end(),
-                                phonemes=m.group(2).strip()))
-
-
-def _link(m: re.Match[str], out: _Out) -> None:
+def _link(m: re.Match[str], out: Collector) -> None:
     inner = normalize(m.group(1), out.language, base=out.base + m.start(1))
     out.words.extend(inner)
 
@@ -152,12 +100,12 @@ def _spell_address(text: str) -> list[str]:
     return words
 
 
-def _address(m: re.Match[str], out: _Out) -> None:
+def _address(m: re.Match[str], out: Collector) -> None:
     text = re.sub(r"^https?://", "", m.group())
     out.add(_spell_address(text.rstrip("/")), m.start(), m.end(), letters=True)
 
 
-def _phone(m: re.Match[str], out: _Out) -> None:
+def _phone(m: re.Match[str], out: Collector) -> None:
     raw = m.group()
     words = ["plus"] if raw.startswith("+") else []
     out.add(words + num.digits(raw), m.start(), m.end())
@@ -171,7 +119,7 @@ def _clock(hour: int, minute: int) -> list[str]:
     return num.cardinal(str(hour)) + num.cardinal(str(minute))
 
 
-def _time(m: re.Match[str], out: _Out) -> None:
+def _time(m: re.Match[str], out: Collector) -> None:
     hour, minute = int(m.group(1)), int(m.group(2) or 0)
     meridiem = (m.group(4) or "").replace(".", "").upper()
     if hour > 24 or minute > 59:
@@ -197,7 +145,7 @@ def _date_words(month: int, day: int, year: str | None, language: str) -> list[s
     return words
 
 
-def _iso_date(m: re.Match[str], out: _Out) -> None:
+def _iso_date(m: re.Match[str], out: Collector) -> None:
     y, mo, d = (int(g) for g in m.groups())
     if 1 <= mo <= 12 and 1 <= d <= 31:
         out.add(_date_words(mo, d, str(y), out.language), m.start(), m.end())
@@ -206,21 +154,21 @@ def _iso_date(m: re.Match[str], out: _Out) -> None:
                 m.start(), m.end())
 
 
-def _month_date(m: re.Match[str], out: _Out) -> None:
+def _month_date(m: re.Match[str], out: Collector) -> None:
     out.add(num.month_name(_MONTHS[m.group(1)[:3]]), m.start(1), m.end(1))
     out.add(num.ordinal(int(m.group(2))), m.start(2), m.end(2))
     if m.group(3):
         out.add(num.year(int(m.group(3))), m.start(3), m.end(3))
 
 
-def _day_month(m: re.Match[str], out: _Out) -> None:
+def _day_month(m: re.Match[str], out: Collector) -> None:
     out.add(["the", *num.ordinal(int(m.group(1)))], m.start(1), m.end(1))
     out.add(["of", num.month_name(_MONTHS[m.group(2)[:3]])], m.start(2), m.end(2))
     if m.group(3):
         out.add(num.year(int(m.group(3))), m.start(3), m.end(3))
 
 
-def _slash(m: re.Match[str], out: _Out) -> None:
+def _slash(m: re.Match[str], out: Collector) -> None:
     a, b, year = int(m.group(1)), int(m.group(2)), m.group(3)
     month, day = (b, a) if out.language == "en-gb" else (a, b)
     if month > 12 >= day:  # 31/12 in en-us, 12/31 in en-gb: only one reading is a date
@@ -240,7 +188,7 @@ def _amount(number: str) -> list[str]:
     return num.decimal(number) if "." in number else num.cardinal(number)
 
 
-def _currency(m: re.Match[str], out: _Out) -> None:
+def _currency(m: re.Match[str], out: Collector) -> None:
     sign, symbol, amount, scale = m.group(1), m.group(2), m.group(3), m.group(4)
     one, many, sub_one, sub_many = _CURRENCY[symbol]
     words = ["minus"] if sign else []
@@ -258,29 +206,29 @@ def _currency(m: re.Match[str], out: _Out) -> None:
     out.add(words, m.start(), m.end())
 
 
-def _percent(m: re.Match[str], out: _Out) -> None:
+def _percent(m: re.Match[str], out: Collector) -> None:
     out.add([*_amount(m.group(1)), "percent"], m.start(), m.end())
 
 
-def _ordinal(m: re.Match[str], out: _Out) -> None:
+def _ordinal(m: re.Match[str], out: Collector) -> None:
     out.add(num.ordinal(int(m.group(1))), m.start(), m.end())
 
 
-def _decade(m: re.Match[str], out: _Out) -> None:
+def _decade(m: re.Match[str], out: Collector) -> None:
     words = num.year(int(m.group(1)))
     last = words[-1]
     words[-1] = last[:-1] + "ies" if last.endswith("y") else last + "s"
     out.add(words, m.start(), m.end())
 
 
-def _range(m: re.Match[str], out: _Out) -> None:
+def _range(m: re.Match[str], out: Collector) -> None:
     a, b = m.group(1), m.group(2)
     out.add(_number_words(a), m.start(1), m.end(1))
     out.add(["to"], m.end(1), m.start(2))
     out.add(_number_words(b), m.start(2), m.end(2))
 
 
-def _unit(m: re.Match[str], out: _Out) -> None:
+def _unit(m: re.Match[str], out: Collector) -> None:
     amount, unit = m.group(1), m.group(2)
     singular, plural = _UNITS[unit]
     spoken = singular if amount in ("1", "-1") else plural
@@ -301,11 +249,11 @@ def _number_words(raw: str) -> list[str]:
     return num.cardinal(raw)
 
 
-def _number(m: re.Match[str], out: _Out) -> None:
+def _number(m: re.Match[str], out: Collector) -> None:
     out.add(_number_words(m.group()), m.start(), m.end())
 
 
-def _abbreviation(m: re.Match[str], out: _Out) -> None:
+def _abbreviation(m: re.Match[str], out: Collector) -> None:
     key = m.group(1) or m.group(2)
     after = out.next_char(m.end())
     if key == "St":
@@ -316,96 +264,73 @@ def _abbreviation(m: re.Match[str], out: _Out) -> None:
         out.punct(".")
 
 
-def _latin(m: re.Match[str], out: _Out) -> None:
+def _latin(m: re.Match[str], out: Collector) -> None:
     key = m.group().lower().replace(".", "")
     out.add({"eg": "for example", "ie": "that is", "aka": "also known as"}[key],
             m.start(), m.end())
     out.punct(",")
 
 
-def _number_abbreviation(m: re.Match[str], out: _Out) -> None:
+def _number_abbreviation(m: re.Match[str], out: Collector) -> None:
     out.add("number", m.start(), m.end())
 
 
-def _initials(m: re.Match[str], out: _Out) -> None:
+def _initials(m: re.Match[str], out: Collector) -> None:
     for letter in re.finditer(r"[A-Za-z]", m.group()):
         out.add(letter.group().upper(), m.start() + letter.start(), m.start() + letter.end(),
                 letters=True)
 
 
-def _email_word(m: re.Match[str], out: _Out) -> None:
+def _email_word(m: re.Match[str], out: Collector) -> None:
     out.add(m.group()[0] + "mail", m.start(), m.end())
 
 
-def _word(m: re.Match[str], out: _Out) -> None:
+def _word(m: re.Match[str], out: Collector) -> None:
     out.add(m.group().replace("’", "'"), m.start(), m.end())
 
 
-def _symbol(m: re.Match[str], out: _Out) -> None:
+def _symbol(m: re.Match[str], out: Collector) -> None:
     out.add(_SYMBOLS[m.group()], m.start(), m.end())
 
 
-def _punct(m: re.Match[str], out: _Out) -> None:
-    mark = m.group()
-    if mark in ("...", "…"):
-        out.punct("…")
-    elif mark in ("--", "—", "–", "-"):
-        out.punct("—")
-    else:
-        out.punct(mark[0] if mark[0] in ",;:" else ("?" if "?" in mark else mark[-1]))
-
-
-def _newline(m: re.Match[str], out: _Out) -> None:
-    out.punct(".")  # a line break ends a heading, a list item or a paragraph
-
-
-def _skip(m: re.Match[str], out: _Out) -> None:
-    pass
-
-
 _RULES = (
-    _Rule("forced", r"\[([^\]\n]+)\]\(/([^/)\n]+)/\)", _forced),
-    _Rule("image", r"!\[[^\]\n]*\]\([^)\s]*\)", _skip),
-    _Rule("link", r"\[([^\]\n]+)\]\([^)\s]+\)", _link),
-    _Rule("fence", r"```[\w+-]*", _skip),
-    _Rule("bullet", r"(?m)^[ \t]*(?:[-*+•]|\d+[.)])(?=[ \t])", _skip),
-    _Rule("email", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", _address),
-    _Rule("url", r"(?:https?://|www\.)[^\s<>()\[\]\"']*[^\s<>()\[\]\"'.,;:!?]", _address),
-    _Rule("domain", rf"\b[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.{_TLD}\b(?:/[^\s<>()\[\]\"']*"
+    *markdown_rules(_link),
+    Rule("email", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", _address),
+    Rule("url", r"(?:https?://|www\.)[^\s<>()\[\]\"']*[^\s<>()\[\]\"'.,;:!?]", _address),
+    Rule("domain", rf"\b[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.{_TLD}\b(?:/[^\s<>()\[\]\"']*"
                     r"[^\s<>()\[\]\"'.,;:!?])?", _address),
-    _Rule("phone", r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{3}\)\s?|\b\d{3}[.-])\d{3}[.-]\d{4}\b"
+    Rule("phone", r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{3}\)\s?|\b\d{3}[.-])\d{3}[.-]\d{4}\b"
                    r"|\b\d{3}-\d{4}\b", _phone),
-    _Rule("time", r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s?([AaPp]\.?[Mm])\b)?"
+    Rule("time", r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s?([AaPp]\.?[Mm])\b)?"
                   r"|\b(\d{1,2})\s?([AaPp]\.?[Mm])\b", lambda m, o: _time_any(m, o)),
-    _Rule("dottime", r"\b(\d{1,2})\.(\d{2})()\s?([AaPp]\.?[Mm])\b", _time),
-    _Rule("isodate", r"\b(\d{4})-(\d{2})-(\d{2})\b", _iso_date),
-    _Rule("monthdate", rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?",
+    Rule("dottime", r"\b(\d{1,2})\.(\d{2})()\s?([AaPp]\.?[Mm])\b", _time),
+    Rule("isodate", r"\b(\d{4})-(\d{2})-(\d{2})\b", _iso_date),
+    Rule("monthdate", rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?",
           _month_date),
-    _Rule("daymonth", rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})\b"
+    Rule("daymonth", rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})\b"
                       r"(?:,?\s+(\d{4})\b)?", _day_month),
-    _Rule("slash", r"\b(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?\b", _slash),
-    _Rule("currency", rf"(?<![\w])([-−])?([$€£¥])\s?({_NUM})(?:\s?(thousand|million|billion|"
+    Rule("slash", r"\b(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?\b", _slash),
+    Rule("currency", rf"(?<![\w])([-−])?([$€£¥])\s?({_NUM})(?:\s?(thousand|million|billion|"
                       r"trillion|bn|mn|[kKmMbB])\b)?", _currency),
-    _Rule("percent", rf"(-?{_NUM})\s?%", _percent),
-    _Rule("ordinal", r"\b(\d+)(?:st|nd|rd|th)\b", _ordinal),
-    _Rule("decade", r"\b(1[1-9]\d0|20\d0)s\b", _decade),
-    _Rule("range", r"\b(\d+(?:\.\d+)?)[-–](\d+(?:\.\d+)?)\b", _range),
-    _Rule("unit", rf"((?<![\w.])[-−]?{_NUM})\s?({_UNIT_RE})(?![\w/])", _unit),
-    _Rule("number", rf"(?:(?<![\w.])[-−])?{_NUM}|\.\d+", _number),
-    _Rule("latin", r"\b(?:[Ee]\.[Gg]|[Ii]\.[Ee]|[Aa]\.[Kk]\.[Aa])\b\.?", _latin),
-    _Rule("numabbr", r"\b[Nn]o\.(?=\s*\d)", _number_abbreviation),
-    _Rule("abbr", r"\b(" + "|".join(_ABBREVIATIONS) + r"|St)\."
+    Rule("percent", rf"(-?{_NUM})\s?%", _percent),
+    Rule("ordinal", r"\b(\d+)(?:st|nd|rd|th)\b", _ordinal),
+    Rule("decade", r"\b(1[1-9]\d0|20\d0)s\b", _decade),
+    Rule("range", r"\b(\d+(?:\.\d+)?)[-–](\d+(?:\.\d+)?)\b", _range),
+    Rule("unit", rf"((?<![\w.])[-−]?{_NUM})\s?({_UNIT_RE})(?![\w/])", _unit),
+    Rule("number", rf"(?:(?<![\w.])[-−])?{_NUM}|\.\d+", _number),
+    Rule("latin", r"\b(?:[Ee]\.[Gg]|[Ii]\.[Ee]|[Aa]\.[Kk]\.[Aa])\b\.?", _latin),
+    Rule("numabbr", r"\b[Nn]o\.(?=\s*\d)", _number_abbreviation),
+    Rule("abbr", r"\b(" + "|".join(_ABBREVIATIONS) + r"|St)\."
                   r"|\b(Dr|Mr|Mrs|Ms|Prof|St)(?=\s+[A-Z])", _abbreviation),
-    _Rule("initials", r"\b(?:[A-Z]\.){2,}|\b[A-Z]\.(?=\s+[A-Z])", _initials),
-    _Rule("email_word", r"\b[Ee]-mail", _email_word),
-    _Rule("word", r"[^\W\d_]+(?:['’][^\W\d_]+)*", _word),
-    _Rule("symbol", r"[&+@=%×°$€£]|#(?=\d)|~(?=\d)", _symbol),
-    _Rule("punct", r"\.{3}|…|--|—|–(?=\s)|(?<=\s)-(?=\s)|[.!?]+|[,;:](?!\S)", _punct),
-    _Rule("newline", r"\n", _newline),
+    Rule("initials", r"\b(?:[A-Z]\.){2,}|\b[A-Z]\.(?=\s+[A-Z])", _initials),
+    Rule("email_word", r"\b[Ee]-mail", _email_word),
+    Rule("word", r"[^\W\d_]+(?:['’][^\W\d_]+)*", _word),
+    Rule("symbol", r"[&+@=%×°$€£]|#(?=\d)|~(?=\d)", _symbol),
+    *punctuation_rules(".!?"),
 )
 
 
-def _time_any(m: re.Match[str], out: _Out) -> None:
+def _time_any(m: re.Match[str], out: Collector) -> None:
     if m.group(1) is None:  # "3pm"
         hour = int(m.group(5))
         words = num.cardinal(str(hour)) + list(m.group(6).replace(".", "").upper())
@@ -414,22 +339,14 @@ def _time_any(m: re.Match[str], out: _Out) -> None:
         _time(m, out)
 
 
-def _combined() -> re.Pattern[str]:
-    # Each rule is one named alternative; the rule's own regex re-matches to get its groups.
-    parts = [f"(?P<{r.name}>{r.pattern.replace('(?m)', '')})" for r in _RULES]
-    return re.compile("|".join(parts), re.MULTILINE)
-
-
-_SCANNER = _combined()
-_BY_NAME = {rule.name: rule for rule in _RULES}
+_ENGLISH = scanner(_RULES)
 
 
 def normalize(text: str, language: str = "en-us", base: int = 0) -> list[SpokenWord]:
-    """Spoken words of ``text``, with spans offset by ``base`` (the text's position in a whole)."""
-    out = _Out(text, language, base)
-    for found in _SCANNER.finditer(text):
-        rule = _BY_NAME[found.lastgroup or ""]
-        m = rule.regex.match(text, found.start())
-        if m is not None:
-            rule.handler(m, out)
-    return out.words
+    """Spoken words of ``text``, with spans offset by ``base`` (the text's position in a whole).
+
+    English gets the rules above; the other languages their own (``realtime.text.multilingual``).
+    """
+    if find_language(language).english:
+        return _ENGLISH(text, language, base)
+    return normalize_other(text, language, base)

@@ -36,7 +36,12 @@ def test_health_ready_voices(tiny_server: Running) -> None:
     assert status == 200 and json.loads(body)["ready"] is True
     status, body = tiny_server.get("/v1/voices")
     assert status == 200
-    assert json.loads(body)["voices"] == ["jf_alpha", "jm_kumo"]
+    listed = json.loads(body)
+    assert listed["voices"] == ["jf_alpha", "jm_kumo"]
+    assert listed["voice_info"] == [
+        {"name": "jf_alpha", "language": "en-us", "family": "Japanese", "gender": "female"},
+        {"name": "jm_kumo", "language": "en-us", "family": "Japanese", "gender": "male"}]
+    assert listed["languages"][:2] == ["auto", "en-us"] and "es" in listed["languages"]
 
 
 def test_wav_whole(tiny_server: Running, tmp_path: Path) -> None:
@@ -83,6 +88,7 @@ def test_ogg_opus_decodes(tiny_server: Running, tmp_path: Path) -> None:
     ({"input": "x" * 5000}, "bad_input", "4096"),
     ({"speed": 9}, "bad_input", "speed"),
     ({"stream": "yes"}, "bad_input", "stream"),
+    ({"language": "fr"}, "bad_input", "'language' must be auto"),
     ({"input": "🙂 **"}, "bad_input", "nothing to say"),
 ])
 def test_speech_errors(tiny_server: Running, fields: dict[str, object], code: str,
@@ -91,6 +97,14 @@ def test_speech_errors(tiny_server: Running, fields: dict[str, object], code: st
     assert status == 400
     err = json.loads(body)["error"]
     assert err["code"] == code and needle in err["message"]
+
+
+def test_language_picks_the_g2p(tiny_server: Running) -> None:
+    text = "Tengo 25 años y 3,5 kilos."
+    _, spanish, _ = speak(tiny_server, input=text, response_format="pcm", language="es")
+    _, auto, _ = speak(tiny_server, input=text, response_format="pcm")  # jf_alpha: en-us
+    _, english, _ = speak(tiny_server, input=text, response_format="pcm", language="en-us")
+    assert auto == english and spanish != english
 
 
 def test_bad_json(tiny_server: Running) -> None:

@@ -58,12 +58,14 @@ class Session:
 
     def __init__(self, framing: str = "json", query: dict[str, str] | None = None,
                  check_voice: Callable[[str], None] | None = None,
-                 plan_rtf: Callable[[], float | None] | None = None, **settings: Any) -> None:
+                 plan_rtf: Callable[[], float | None] | None = None,
+                 phonemizer: Callable[[str], Phonemizer] | None = None,
+                 **settings: Any) -> None:
         settings.setdefault("voices", VOICES)
         settings.setdefault("codec", "pcm16")
         self.framing = framing
         self.proto = SessionProtocol(SessionSettings(**settings), "s1",
-                                     phonemizer=lambda lang: PHONEMIZER,
+                                     phonemizer=phonemizer or (lambda lang: PHONEMIZER),
                                      check_voice=check_voice, query=query,
                                      plan_rtf=plan_rtf)
         self.submitted: list[ChunkRequest] = []
@@ -135,6 +137,10 @@ def test_ready_first_then_framing_of_first_message(framing: str) -> None:
     assert ready["type"] == "ready" and ready["session_id"] == "s1" and ready["protocol"] == 1
     assert "opus" in ready["codecs"] and 48000 in ready["sample_rates"]["opus"]
     assert ready["voices"] == list(VOICES)
+    assert ready["voice_info"][2] == {"name": "bf_emma", "language": "en-gb",
+                                      "family": "British English", "gender": "female"}
+    assert ready["languages"] == ["auto", "en-us", "en-gb", "es", "fr-fr", "hi", "it", "pt-br"]
+    assert ready["defaults"]["language"] == "auto"
     assert ready["limits"]["max_contexts"] == Limits().max_contexts
     assert ready["_kind"] == "control"
     assert isinstance(s.actions_of(Send)[0].frame, bytes)
@@ -509,6 +515,57 @@ def test_context_id_reused_after_cancel_starts_afresh() -> None:
     assert audio[0]["seq"] == 0 and audio[0]["offset_ms"] == 0
 
 
+# languages
+
+_BY_LANGUAGE = {code: Phonemizer(code) for code in ("en-us", "en-gb", "es", "fr-fr")}
+
+
+def _languages_asked(query: dict[str, str] | None = None, **start: Any) -> list[str]:
+    asked: list[str] = []
+
+    def phonemizer(language: str) -> Phonemizer:
+        asked.append(language)
+        return _BY_LANGUAGE[language]
+
+    s = Session(voices=(*VOICES, "ef_dora", "ff_siwis"), query=query, phonemizer=phonemizer)
+    out = s.send(type="start", **start)
+    assert out == [], out
+    return asked
+
+
+@pytest.mark.parametrize(("query", "start", "language"), [
+    (None, {}, "en-us"),  # the default voice, af_heart
+    (None, {"voice": "bf_emma"}, "en-gb"),
+    (None, {"voice": "ef_dora"}, "es"),
+    (None, {"voice": "ef_dora(1)+af_heart(3)"}, "en-us"),  # the heaviest voice's
+    (None, {"voice": "ef_dora", "language": "fr-fr"}, "fr-fr"),  # the context says otherwise
+    ({"language": "es"}, {"voice": "ff_siwis"}, "es"),  # so does the session
+    ({"language": "es"}, {"voice": "ff_siwis", "language": "auto"}, "fr-fr"),
+    ({"voice": "ff_siwis"}, {}, "fr-fr"),
+])
+def test_a_contexts_language_is_its_voices_unless_said(query: dict[str, str] | None,
+                                                       start: dict[str, Any],
+                                                       language: str) -> None:
+    assert _languages_asked(query, **start) == [language]
+
+
+def test_a_spanish_voice_reads_spanish() -> None:
+    s = Session(voices=(*VOICES, "ef_dora"), phonemizer=_BY_LANGUAGE.__getitem__)
+    s.send(type="start", voice="ef_dora")
+    s.send(type="text", text="Hola, ¿qué tal? ")
+    s.send(type="flush")
+    assert s.submitted[0].phonemes.startswith("ˈola,")
+
+
+def test_a_bad_language_is_refused() -> None:
+    s = Session()
+    for bad in ("fr", "EN-US", "", "klingon"):
+        err = s.send(type="start", context_id="c", language=bad)
+        assert err[0]["code"] == "bad_value" and "es, fr-fr" in err[0]["message"]
+    closed = Session(query={"language": "de"})
+    assert closed.actions_of(Close)[0].code == 1008
+
+
 # limits and errors
 
 @pytest.mark.parametrize("framing", ["msgpack", "json"])
@@ -704,7 +761,8 @@ def test_malformed_engine_result_closes_1011_without_raising() -> None:
 
 _FUZZ_VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1), st.floats(),
-    st.text(max_size=40), st.binary(max_size=8), st.sampled_from(["opus", "mulaw", "en-gb"]),
+    st.text(max_size=40), st.binary(max_size=8),
+    st.sampled_from(["opus", "mulaw", "en-gb", "es", "auto", "ef_dora"]),
     st.lists(st.integers(0, 9), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(0, 9),
                                                         max_size=2))
 _FUZZ_MESSAGES = st.dictionaries(
