@@ -6,12 +6,12 @@ import json
 import os
 import re
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 CHROMIUM = Path(os.environ.get("REALTIME_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("REALTIME_TEST_ARTIFACTS", "test-artifacts"))
@@ -62,12 +62,15 @@ class PageRun:
         return self.page.locator(f"#events li[data-type='{kind}']").all_inner_texts()
 
 
-def open_page(browser: Browser, url: str, width: int = 1100, init_script: str | None = None
-              ) -> PageRun:
+def open_page(browser: Browser, url: str, width: int = 1100, init_script: str | None = None,
+              setup: Callable[[BrowserContext], None] | None = None) -> PageRun:
+    """The page in a new context; ``setup`` runs on the context first (to route, say)."""
     context = browser.new_context(viewport={"width": width, "height": 1000},
                                   is_mobile=width < 500)
     if init_script:
         context.add_init_script(init_script)
+    if setup:
+        setup(context)
     run = PageRun(context.new_page())
     run.page.goto(url + "/")
     return run

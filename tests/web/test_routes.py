@@ -27,7 +27,7 @@ def test_the_page_and_its_modules_are_served(tiny_server: Running) -> None:
     assert status == 200 and b'<script type="module" src="js/main.js">' in body
     assert body == (DEFAULT_WEB_DIR / "index.html").read_bytes()
     for module in ("main.js", "connection.js", "player.js", "playback-worklet.js",
-                   "timeline.js"):
+                   "timeline.js", "voices.js"):
         status, body = tiny_server.get(f"/js/{module}")
         assert status == 200 and body == (DEFAULT_WEB_DIR / "js" / module).read_bytes()
     status, _ = tiny_server.get("/nothing-here.js")

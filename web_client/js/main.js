@@ -1,14 +1,17 @@
 // The page: settings, the utterance being spoken, and the live figures. Protocol in
-// connection.js, audio in player.js, the word timeline in timeline.js.
+// connection.js, audio in player.js, the word timeline in timeline.js, the voice and language
+// menus in voices.js.
 
 import {CLOSE_CODES, Connection, defaultStreamUrl, tokenize} from "./connection.js";
 import {Player, SAMPLE_RATE, opusSupported} from "./player.js";
 import {Timeline} from "./timeline.js";
+import {autoLanguage, languageName, languageOptions, voiceInfo, voiceOptions} from "./voices.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   url: $("url"), token: $("token"), connect: $("connect"), status: $("status"),
   voice: $("voice"), voice2: $("voice2"), mix: $("mix"), mixValue: $("mix-value"),
+  language: $("language"), languageRow: $("language-row"), languageHint: $("language-hint"),
   speed: $("speed"), speedValue: $("speed-value"), codec: $("codec"), rate: $("rate"),
   jitter: $("jitter"), text: $("text"), speak: $("speak"), stream: $("stream"),
   interrupt: $("interrupt"), save: $("save"), state: $("utterance-state"), chunks: $("chunks"), events: $("events"),
@@ -30,6 +33,7 @@ let counter = 0;
 let lastId = null;     // the utterance "Save audio" saves (the last one, even once finished)
 let underrunsBefore = 0; // the worklet's count is per page; figures are per utterance
 let underrunsNow = 0;
+let voices = new Map(); // ready.voice_info by name (empty from an older server)
 
 // -- connection ---------------------------------------------------------------------------------
 function connect() {
@@ -38,9 +42,14 @@ function connect() {
 }
 
 async function ready(msg) {
-  const previous = ui.voice.value;
-  fillSelect(ui.voice, msg.voices, previous || msg.defaults?.voice);
-  fillSelect(ui.voice2, ["", ...msg.voices], ui.voice2.value, {"": "none"});
+  const defaultVoice = msg.defaults?.voice;
+  voices = voiceInfo(msg);
+  fillSelect(ui.voice, voiceOptions(msg.voices, voices, defaultVoice), ui.voice.value || defaultVoice);
+  fillSelect(ui.voice2, voiceOptions(msg.voices, voices, defaultVoice, "none"), ui.voice2.value);
+  const languages = Array.isArray(msg.languages) ? msg.languages : [];
+  fillSelect(ui.language, languageOptions(languages), ui.language.value || msg.defaults?.language);
+  ui.languageRow.hidden = languages.length === 0; // an older server: its voice's language
+  showAutoLanguage();
   const limits = msg.limits ?? {};
   ui.speed.min = limits.min_speed ?? 0.5;
   ui.speed.max = limits.max_speed ?? 2;
@@ -65,9 +74,17 @@ function closed(code, reason) {
   setBusy(false);
 }
 
-function fillSelect(select, values, chosen, labels = {}) {
-  select.replaceChildren(...values.map((v) => new Option(labels[v] ?? v, v)));
-  if (values.includes(chosen)) select.value = chosen;
+/** Replace a select's options (or optgroups); keep `chosen` if it is still one of them. */
+function fillSelect(select, children, chosen) {
+  select.replaceChildren(...children);
+  if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+}
+
+/** Beside the language select: the language "auto" reads the chosen voice (or blend) in. */
+function showAutoLanguage() {
+  const code = autoLanguage(voices, ui.voice.value, ui.voice2.value, Number(ui.mix.value));
+  ui.languageHint.dataset.language = code ?? "";
+  ui.languageHint.textContent = code ? `auto reads this voice as ${languageName(code)}` : "";
 }
 
 // -- utterances ---------------------------------------------------------------------------------
@@ -108,6 +125,7 @@ async function begin(mode) {
   connection.send({
     type: "start", context_id: utterance.id, voice: voiceSetting(), speed: Number(ui.speed.value),
     codec, sample_rate: SAMPLE_RATE, timestamps: "word",
+    ...(ui.languageRow.hidden ? {} : {language: ui.language.value}),
   });
   utterance.t0 = performance.now();
   if (mode === "speak") {
@@ -318,7 +336,12 @@ ui.speak.addEventListener("click", () => begin("speak").catch(fail));
 ui.stream.addEventListener("click", () => begin("stream").catch(fail));
 ui.interrupt.addEventListener("click", interrupt);
 ui.save.addEventListener("click", save);
-ui.mix.addEventListener("input", () => { ui.mixValue.textContent = `${ui.mix.value}%`; });
+ui.mix.addEventListener("input", () => {
+  ui.mixValue.textContent = `${ui.mix.value}%`;
+  showAutoLanguage();
+});
+ui.voice.addEventListener("change", showAutoLanguage);
+ui.voice2.addEventListener("change", showAutoLanguage);
 ui.speed.addEventListener("input", () => {
   ui.speedValue.textContent = `${Number(ui.speed.value).toFixed(2)}×`;
 });
