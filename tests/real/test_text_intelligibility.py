@@ -69,4 +69,4 @@ def test_normalised_text_is_intelligible(real: LoadedModel, transcribe: Transcri
     for ref, hyp in zip(references, hypotheses, strict=True):
         if word_error_rate([ref], [hyp]) > 0:
             print(f"  ref: {ref}\n  hyp: {hyp}")
-    assert wer <= (0.12 if use_lexicon else 0.25)
+    assert wer <= (0.05 if use_lexicon else 0.08)
