@@ -47,8 +47,8 @@ def _build_parser() -> argparse.ArgumentParser:
     say.add_argument("--voice", default=None, help="voice or blend, e.g. jf_alpha(2)+jm_kumo(1)")
     say.add_argument("--speed", type=float, default=1.0, help="speaking rate (1.0 = normal)")
     say.add_argument("--phonemes", action="store_true", help="TEXT is phonemes, not English")
-    say.add_argument("--language", default=AUTO, help=f"{AUTO} (the voice's; default) or one "
-                     f"of {', '.join(LANGUAGES)}")
+    say.add_argument("--language", default=AUTO, choices=[AUTO, *LANGUAGES],
+                     help="G2P language (default auto: the voice's own)")
     say.add_argument("--seed", type=int, default=None,
                      help="draw the harmonic-source noise from this seed (default: noise off)")
     _model_args(say)
