@@ -23,18 +23,19 @@ import os
 import platform
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from realtime.engine.buckets import Buckets
 from realtime.engine.embedded import embedded_onnx_path
 from realtime.engine.engine import Engine
 from realtime.engine.policy import EDFPolicy, FIFOPolicy, Policy
 from realtime.engine.registry import LoadedModel
 from realtime.engine.request import ChunkRequest
-from realtime.engine.runner import ModelRunner, Runner, RunOutput
+from realtime.engine.runner import DType, ModelRunner, Runner, RunOutput
 
 log = logging.getLogger("realtime.bench")
 
@@ -100,6 +101,8 @@ class Level:
     first_max_waited_batches: int
     first_max_overtaken: int  # later chunks (of sessions already talking) started ahead of it
     mean_batch: float
+    gpu_peak_mb: float | None = None  # CUDA: peak memory allocated during the level
+    gpu_reserved_mb: float | None = None  # CUDA: memory the allocator holds after it
 
     @property
     def throughput(self) -> float:
@@ -152,26 +155,39 @@ async def _level(engine: Engine, mode: str, concurrency: int, chunks: int,
 
 
 def run_engine_bench(lm: LoadedModel, phonemes: Sequence[str], concurrency: Sequence[int],
-                     chunks: int, threads: int, decoder_batch: int | None,
-                     voice: str | None = None, cache_dir: Path | None = None,
-                     onnx: bool = True) -> dict[str, object]:
+                     chunks: int, threads: int, voice: str | None = None,
+                     cache_dir: Path | None = None, onnx: bool = True, dtype: DType = "auto",
+                     graphs: Buckets | None = None, sequential: bool = True,
+                     batched_runner: ModelRunner | None = None) -> dict[str, object]:
+    """``graphs``: the batched mode pads batches to these buckets (CUDA graphs on a GPU) and
+    its policy forms batches that fit them. ``batched_runner``: one already warmed up (its
+    graphs captured), used instead of a new one."""
     torch.set_num_threads(threads)
     voice = voice or lm.default_voice
-    modes: list[tuple[str, Runner, Policy | None]] = [
-        ("sequential", ModelRunner(lm, decoder_batch=1), FIFOPolicy()),
-        ("batched", ModelRunner(lm, decoder_batch=decoder_batch), None),
-    ]
+    cuda = lm.device.type == "cuda"
+    batched = batched_runner or ModelRunner(lm, dtype, graphs)
+    modes: list[tuple[str, Runner, Policy | None]] = []
+    if sequential:
+        modes.append(("sequential", ModelRunner(lm, dtype), FIFOPolicy()))
+    modes.append(("batched", batched, None))
     if onnx:
         modes.append(("onnxruntime", OnnxRunner(lm, threads, cache_dir), FIFOPolicy()))
     levels: list[Level] = []
     for mode, runner, policy in modes:
         for c in concurrency:
-            engine = Engine(runner, policy or EDFPolicy(max_batch=c))
-            engine.start(warm_up=c == concurrency[0])
+            engine = Engine(runner, policy or EDFPolicy(max_batch=c, buckets=graphs))
+            engine.start(warm_up=c == concurrency[0] and runner is not batched_runner)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(lm.device)
             try:
                 level = asyncio.run(_level(engine, mode, c, chunks, phonemes, voice))
             finally:
                 engine.stop()
+            if cuda:
+                mib = 2**20
+                level = replace(level,
+                                gpu_peak_mb=torch.cuda.max_memory_allocated(lm.device) / mib,
+                                gpu_reserved_mb=torch.cuda.memory_reserved(lm.device) / mib)
             log.info("%s at %d: %.2f audio-s/s, first audio p95 %.0f ms", mode, c,
                      level.throughput, level.first_p95_ms)
             levels.append(level)
@@ -180,7 +196,11 @@ def run_engine_bench(lm: LoadedModel, phonemes: Sequence[str], concurrency: Sequ
                     "cpus": os.cpu_count(), "device": str(lm.device), "threads": threads,
                     "torch": torch.__version__},
         "model": lm.name, "voice": voice, "chunks_per_session": chunks,
-        "decoder_batch": decoder_batch, "sentences": len(phonemes),
+        "dtype": batched.dtype,
+        "graphs": None if graphs is None else {"rows": graphs.rows, "tokens": graphs.tokens,
+                                               "frames": graphs.frames,
+                                               "max_cells": graphs.max_cells},
+        "sentences": len(phonemes),
         "mean_chunk_audio_s": sum(lv.audio_s for lv in levels) / sum(lv.chunks for lv in levels),
         "levels": [lv.as_dict() for lv in levels],
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -196,7 +216,8 @@ def engine_report(result: dict[str, object]) -> str:
         lines.append(f"{lv['mode']:<12} {lv['concurrency']:>3} {lv['throughput']:>9.2f} "
                      f"{lv['latency_p50_ms']:>7.0f}ms {lv['latency_p95_ms']:>7.0f}ms "
                      f"{lv['first_p95_ms']:>8.0f}ms {lv['first_max_waited_batches']:>6} "
-                     f"{lv['first_max_overtaken']:>5} {lv['mean_batch']:>5.1f}")
+                     f"{lv['first_max_overtaken']:>5} {lv['mean_batch']:>5.1f}"
+                     + (f" {lv['gpu_peak_mb']:>8.0f}MB" if lv.get("gpu_peak_mb") else ""))
     return "\n".join(lines)
 
 

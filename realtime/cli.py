@@ -56,12 +56,15 @@ def _build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", help="engine throughput and latency at several concurrencies: sequential, "
                       "batched and onnxruntime on the same chunks (--single: one utterance)")
-    bench.add_argument("--concurrency", default="1,2,4,8,16",
-                       help="comma-separated session counts (default 1,2,4,8,16)")
+    bench.add_argument("--concurrency", default=None,
+                       help="comma-separated session counts (default 1,2,4,8,16 on a CPU, "
+                            "1,8,32,64,128,256 on CUDA)")
     bench.add_argument("--chunks", type=int, default=2, help="chunks per session (default 2)")
-    bench.add_argument("--decoder-batch", type=int, default=None,
-                       help="items per decoder pass in batched mode (default: the engine's "
-                            "setting for the device)")
+    bench.add_argument("--dtype", default="auto",
+                       choices=["auto", "float32", "bfloat16", "float16"],
+                       help="precision (default auto: float16 on CUDA, float32 on a CPU)")
+    bench.add_argument("--no-graphs", action="store_true",
+                       help="on CUDA, run batches eagerly instead of through CUDA graphs")
     bench.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime baseline")
     bench.add_argument("--png", type=Path, default=Path("bench.png"),
                        help="plot to write (default bench.png)")
@@ -85,12 +88,12 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--voice", default=None, help="default voice (default: the model's)")
     serve.add_argument("--language", default=None, help=f"default G2P language: {AUTO} (each "
                        f"voice's own; default) or one of {', '.join(LANGUAGES)}")
-    serve.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
-                       help="inference precision (default float32)")
+    serve.add_argument("--dtype", default=None,
+                       choices=["auto", "float32", "bfloat16", "float16"],
+                       help="inference precision (default auto: float16 on CUDA, float32 on a "
+                            "CPU)")
     serve.add_argument("--max-batch", type=int, default=None,
-                       help="chunks per engine batch (default: 1 on a CPU, 8 on a GPU)")
-    serve.add_argument("--decoder-batch", type=int, default=None,
-                       help="items per decoder pass (default: 1 on a CPU, all on a GPU)")
+                       help="chunks per engine batch (default: 1 on a CPU, 128 on a GPU)")
     serve.add_argument("--queue-limit", type=int, default=None,
                        help="engine queue bound; beyond it requests get 503 (1024)")
     serve.add_argument("--max-input-chars", type=int, default=None,
@@ -267,18 +270,21 @@ def _bench(args: argparse.Namespace, lm: LoadedModel) -> int:
     threads = args.threads or torch.get_num_threads()
     if not args.single:
         from realtime.bench_engine import SENTENCES, engine_report, run_engine_bench, write_outputs
-        from realtime.engine.runner import default_decoder_batch
+        from realtime.engine.buckets import Buckets
 
+        cuda = lm.device.type == "cuda"
+        default_levels = "1,8,32,64,128,256" if cuda else "1,2,4,8,16"
         try:
-            levels = [int(c) for c in args.concurrency.split(",")]
+            levels = [int(c) for c in (args.concurrency or default_levels).split(",")]
         except ValueError as exc:
             raise ConfigError(f"--concurrency takes numbers like 1,2,4: {exc}") from exc
         if not levels or min(levels) < 1 or args.chunks < 1:
             raise ConfigError("--concurrency and --chunks must be at least 1")
         sentences = [_phonemize(t, "en-us") for t in SENTENCES]
-        decoder_batch = args.decoder_batch or default_decoder_batch(lm.device)
-        result = run_engine_bench(lm, sentences, levels, args.chunks, threads, decoder_batch,
-                                  args.voice, args.cache_dir, onnx=not args.no_onnx)
+        graphs = None if not cuda or args.no_graphs else Buckets()
+        result = run_engine_bench(lm, sentences, levels, args.chunks, threads, args.voice,
+                                  args.cache_dir, onnx=not args.no_onnx, dtype=args.dtype,
+                                  graphs=graphs)
         print(engine_report(result))
         json_path = args.json or Path("bench.json")
         write_outputs(result, json_path, args.png)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from realtime.engine.buckets import Buckets, parse_sizes
 from realtime.errors import ConfigError
 from realtime.text.languages import AUTO, LANGUAGES
 
@@ -17,13 +18,29 @@ from realtime.text.languages import AUTO, LANGUAGES
 class EngineConfig:
     device: str = "auto"  # auto (CUDA if present), cpu, cuda[:N]
     threads: int | None = None  # torch CPU threads (None: torch's default)
-    dtype: str = "float32"  # float32, bfloat16, float16 (CUDA)
-    max_batch: int | None = None  # None: by device (1 on the CPU, 8 on a GPU)
-    max_frames: float = 12_000.0
-    decoder_batch: int | None = None  # None: by device (1 on the CPU, whole batch on a GPU)
-    batch_text: bool = False
+    dtype: str = "auto"  # auto (float16 on CUDA, float32 on the CPU), float32, bfloat16, float16
+    max_batch: int | None = None  # None: by device (1 on the CPU, 128 on a GPU)
+    max_frames: float = 12_000.0  # batch x longest estimated frames, without graph buckets
     queue_limit: int = 1024
     warm_up: bool = True
+    # CUDA graphs (GPU only): the static shapes batches are padded to, captured at warm-up.
+    cuda_graphs: bool = True
+    graph_rows: str = "1,2,4,8,16,32,64,128"
+    graph_tokens: str = "32,64,128,256,512"
+    graph_frames: str = "64,128,256,512,1024,2048"
+    graph_max_cells: int = 16_384  # rows x frames of the largest decoder graph
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, "
+                              f"got {self.dtype!r}")
+        self.buckets()  # validates the graph shapes
+
+    def buckets(self) -> Buckets:
+        """The graph buckets these settings describe."""
+        return Buckets(parse_sizes(self.graph_rows, "graph_rows"),
+                       parse_sizes(self.graph_tokens, "graph_tokens"),
+                       parse_sizes(self.graph_frames, "graph_frames"), self.graph_max_cells)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +123,7 @@ def _convert(name: str, value: str, default: Any) -> Any:
         raise ConfigError(f"{name}: cannot read {value!r} as {type(default).__name__}") from exc
     if name.endswith(("MODEL_DIR", "CACHE_DIR", "WEB_DIR")):
         return Path(value)
-    if name.endswith(("THREADS", "DECODER_BATCH", "OPUS_BITRATE", "MAX_BATCH")):
+    if name.endswith(("THREADS", "OPUS_BITRATE", "MAX_BATCH")):
         try:
             return int(value)
         except ValueError as exc:

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-OUT = Path(__file__).resolve().parents[1] / "realtime" / "engine" / "data" / "kokoro-v1.0-voices.npz"
+DATA = Path(__file__).resolve().parents[1] / "realtime" / "engine" / "data"
+OUT = DATA / "kokoro-v1.0-voices.npz"
 
 
 def main() -> int:

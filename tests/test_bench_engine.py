@@ -22,7 +22,7 @@ def lm() -> LoadedModel:
 
 def test_bench_levels_json_and_plot(lm: LoadedModel, tmp_path: Path) -> None:
     result = run_engine_bench(lm, ["hɛlo.", "ðə kwɪk baʊn fɑks, ænd mɔ."], [1, 3], chunks=2,
-                              threads=1, decoder_batch=None, onnx=False)
+                              threads=1, onnx=False)
     levels = result["levels"]
     assert isinstance(levels, list)
     assert [(lv["mode"], lv["concurrency"]) for lv in levels] == [

@@ -17,11 +17,11 @@ def test_defaults() -> None:
 
 def test_environment_then_flags() -> None:
     env = {"REALTIME_PORT": "9001", "REALTIME_API_KEYS": "a, b", "REALTIME_THREADS": "2",
-           "REALTIME_BATCH_TEXT": "true", "REALTIME_CACHE_DIR": "/tmp/x",
+           "REALTIME_CUDA_GRAPHS": "false", "REALTIME_CACHE_DIR": "/tmp/x",
            "REALTIME_HOST": "0.0.0.0"}
     cfg = load_config({"host": None}, env=env)
     assert cfg.port == 9001 and cfg.api_keys == ("a", "b") and cfg.host == "0.0.0.0"
-    assert cfg.engine.threads == 2 and cfg.engine.batch_text is True
+    assert cfg.engine.threads == 2 and cfg.engine.cuda_graphs is False
     assert cfg.cache_dir == Path("/tmp/x")
     assert load_config({"port": 7000}, env=env).port == 7000  # a flag beats the environment
 
@@ -30,6 +30,9 @@ def test_environment_then_flags() -> None:
     ({"REALTIME_PORT": "eighty"}, "REALTIME_PORT"),
     ({"REALTIME_PORT": "70000"}, "port"),
     ({"REALTIME_WARM_UP": "maybe"}, "REALTIME_WARM_UP"),
+    ({"REALTIME_DTYPE": "int8"}, "dtype"),
+    ({"REALTIME_GRAPH_ROWS": "1,x"}, "graph_rows"),
+    ({"REALTIME_GRAPH_FRAMES": "128,64"}, "frames buckets must be increasing"),
 ])
 def test_bad_values(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):

@@ -4,6 +4,9 @@ Earliest deadline first. The batch is anchored on the queued chunk with the earl
 (ties: arrival order), so every chunk runs once the chunks due before it have run: none
 starves. Others join the anchor in deadline order while the batch stays within its bounds
 (size, padded frames) and their length is close to the anchor's (padding is wasted work).
+With graph buckets (a GPU), the bound is the padded shape a graph runs (rows and frames rounded
+up to buckets), and the batch is cut to a row bucket: 33 chunks would pad to 64 rows, so the
+33rd, due last, waits for the next batch.
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from .buckets import Buckets
 from .request import Pending
+
+# Frames are estimated from phoneme counts before the durations are known; a bucket is chosen
+# from the estimate with this margin, so that the real frames usually fit the same graph.
+ESTIMATE_MARGIN = 1.25
 
 
 class Policy(Protocol):
@@ -27,12 +35,14 @@ class EDFPolicy:
 
     ``max_batch``: chunks per batch. ``max_frames``: bound on batch size x the longest chunk's
     estimated frames (the padded work). ``length_ratio``: a chunk joins only if its estimated
-    length is within this factor of the anchor's, either way.
+    length is within this factor of the anchor's, either way. ``buckets``: the static shapes
+    batches run in (see the module doc); their ``max_cells`` bounds the padded work instead.
     """
 
     max_batch: int = 8
     max_frames: float = 12_000.0
     length_ratio: float = 2.5
+    buckets: Buckets | None = None
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -52,11 +62,21 @@ class EDFPolicy:
             ratio = max(size, anchor.size) / max(min(size, anchor.size), 1.0)
             if ratio > self.length_ratio:
                 continue
-            if (len(batch) + 1) * max(longest, size) > self.max_frames:
+            if not self._fits(len(batch) + 1, max(longest, size)):
                 continue
             batch.append(cand)
             longest = max(longest, size)
+        if self.buckets is not None:
+            rows = max([r for r in self.buckets.rows if r <= len(batch)], default=len(batch))
+            batch = batch[:rows]
         return batch
+
+    def _fits(self, rows: int, frames: float) -> bool:
+        b = self.buckets
+        if b is None:
+            return rows * frames <= self.max_frames
+        padded_rows = b.rows_for(rows) or rows
+        return b.frames_for(padded_rows, int(frames * ESTIMATE_MARGIN) + 1) is not None
 
 
 @dataclass(frozen=True, slots=True)

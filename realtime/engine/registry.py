@@ -17,7 +17,6 @@ import torch
 from realtime.errors import ConfigError, UnknownModelError
 
 from .embedded import ensure_embedded_model
-from .hub import ensure_hub_model
 from .model import KModel
 from .tiny import build_tiny
 from .voices import VoiceLibrary, packaged_voices
@@ -41,6 +40,8 @@ class ModelSpec:
 
 def _official(model_dir: Path | None, cache_dir: Path | None) -> Path:
     if model_dir is None:  # the official files from the Hugging Face hub, cached
+        from .hub import ensure_hub_model  # huggingface_hub only when it is needed
+
         return ensure_hub_model(cache_dir)
     return model_dir
 

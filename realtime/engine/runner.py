@@ -13,12 +13,13 @@ import torch
 
 from realtime.errors import ConfigError
 
+from .graphs import Buckets, StaticForward, describe
 from .registry import LoadedModel
 from .request import ChunkRequest
 
 log = logging.getLogger("realtime.engine")
 
-DType = Literal["float32", "bfloat16", "float16"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
 _DTYPES: dict[str, torch.dtype] = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 RunOutput = tuple[int, np.ndarray, np.ndarray]  # index in the batch, audio, durations
@@ -26,21 +27,18 @@ RunOutput = tuple[int, np.ndarray, np.ndarray]  # index in the batch, audio, dur
 WARM_UP_PHONEMES = ("hˈɛlO.", "ðɪs ɪz ə wˈɔɹm ˈʌp sˈɛntəns, ʤˈʌst tə ɡˈɛt ðə kˈɛɹnᵊlz ɹˈɛdi.")
 
 
-def default_decoder_batch(device: torch.device) -> int | None:
-    """Items per decoder pass, by device, from measurement (docs/engine.md).
-
-    On the CPU the decoder is compute-bound and its activations outgrow the caches: batching it
-    costs more per item than it saves, so items are decoded one by one (the batch still shares
-    the scheduling and the text side). A GPU takes the whole batch in one pass.
-    """
-    return 1 if device.type == "cpu" else None
-
-
 def default_max_batch(device: torch.device) -> int:
-    """Chunks per engine batch, by device. On the CPU items are decoded one by one anyway, so
-    a batch of one loses no throughput and lets the policy re-choose after every chunk: a new
-    context's first chunk then waits behind one chunk, not behind the rest of a batch."""
-    return 1 if device.type == "cpu" else 8
+    """Chunks per engine batch, by device. On the CPU a batch runs no faster per item than one
+    chunk (the decoder is compute-bound and its activations outgrow the caches), so a batch of
+    one lets the policy re-choose after every chunk: a new context's first chunk then waits
+    behind one chunk, not a batch. A GPU takes up to 128 (the largest graph bucket)."""
+    return 1 if device.type == "cpu" else 128
+
+
+def default_dtype(device: torch.device) -> DType:
+    """float16 on CUDA (measured faster than bfloat16 there, docs/engine.md), float32 on the
+    CPU (reduced precision is no faster on CPUs without native bf16 arithmetic)."""
+    return "float16" if device.type == "cuda" else "float32"
 
 
 class Runner(Protocol):
@@ -58,24 +56,27 @@ class Runner(Protocol):
 
 
 class ModelRunner:
-    """Runs batches on a loaded KModel.
+    """Runs batches on a loaded KModel, one pass per batch.
 
-    ``decoder_batch``: items per decoder pass (None: the whole batch; 1: item by item).
-    ``batch_text``: run the text side over the batch at once (see ``KModel.forward_batch``).
-    ``dtype``: ``float32``, or autocast to ``bfloat16`` / ``float16`` (for CUDA; checked
-    against float32 by the tests on the CPU with bfloat16, off by default).
+    ``dtype``: ``auto`` (float16 on CUDA, float32 on the CPU), ``float32``, or autocast to
+    ``bfloat16`` / ``float16`` (CUDA only); the LSTMs, the harmonic source and the STFTs stay
+    in float32 whatever it is. ``graphs``: static-shape buckets to pad batches to, with CUDA
+    graphs captured over them at warm-up on a GPU (``graphs.py``); None runs every batch
+    eagerly at its own shape.
     """
 
-    def __init__(self, lm: LoadedModel, decoder_batch: int | None = 1, batch_text: bool = False,
-                 dtype: DType = "float32") -> None:
+    def __init__(self, lm: LoadedModel, dtype: DType = "auto",
+                 graphs: Buckets | None = None) -> None:
+        if dtype == "auto":
+            dtype = default_dtype(lm.device)
         if dtype != "float32" and dtype not in _DTYPES:
-            raise ConfigError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
+            raise ConfigError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
         if dtype == "float16" and lm.device.type != "cuda":
             raise ConfigError("dtype float16 needs a CUDA device; on the CPU use bfloat16")
         self.lm = lm
-        self.decoder_batch = decoder_batch
-        self.batch_text = batch_text
         self.dtype = dtype
+        self.static = (None if graphs is None else
+                       StaticForward(lm.model, graphs, lm.device.type == "cuda", self._autocast))
 
     def prepare(self, request: ChunkRequest) -> None:
         ids = self.lm.model.phonemes_to_ids(request.phonemes)
@@ -87,12 +88,17 @@ class ModelRunner:
         for r in batch:
             ids = model.phonemes_to_ids(r.phonemes)
             items.append(model.item(ids, voices.style(r.voice, len(ids)), r.speed, r.seed))
-        with self._autocast():
-            for i, o in model.iter_batch(items, self.decoder_batch, self.batch_text):
-                yield i, o.audio.float().cpu().numpy(), o.durations.cpu().numpy()
+        if self.static is not None:
+            outs = self.static.forward_batch(items)
+        else:
+            with self._autocast():
+                outs = model.forward_batch(items)
+        for i, o in enumerate(outs):
+            yield i, o.audio.numpy(), o.durations.numpy()
 
     def warm_up(self) -> None:
-        """Run the kernels once (first calls allocate and pick algorithms), one size each."""
+        """Run the kernels once (first calls allocate and pick algorithms), and make the
+        static shapes' graphs, with progress in the log."""
         voice = self.lm.default_voice
         vocab = self.lm.model.config.vocab
         texts = ["".join(c for c in p if c in vocab) for p in WARM_UP_PHONEMES]
@@ -101,6 +107,10 @@ class ModelRunner:
             pass
         for _ in self.run(reqs):
             pass
+        if self.static is not None:
+            self.static.warm_up(_log_progress)
+            for line in describe(self.static):
+                log.info("%s", line)
         log.info("engine warmed up on %s (%s)", self.lm.device, self.dtype)
 
     @contextlib.contextmanager
@@ -108,5 +118,11 @@ class ModelRunner:
         if self.dtype == "float32":
             yield
             return
-        with torch.autocast(self.lm.device.type, dtype=_DTYPES[self.dtype]):
+        # No weight cache: a captured graph must not keep copies that a later run replaces.
+        with torch.autocast(self.lm.device.type, dtype=_DTYPES[self.dtype], cache_enabled=False):
             yield
+
+
+def _log_progress(done: int, total: int, shape: str) -> None:
+    if done == total or done % 10 == 0:
+        log.info("graphs: %d of %d (%s)", done, total, shape)

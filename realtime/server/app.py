@@ -33,7 +33,7 @@ from realtime.engine.engine import Engine
 from realtime.engine.policy import EDFPolicy
 from realtime.engine.registry import LoadedModel, load_model
 from realtime.engine.request import ChunkResult
-from realtime.engine.runner import ModelRunner, default_decoder_batch, default_max_batch
+from realtime.engine.runner import ModelRunner, default_max_batch
 from realtime.errors import EngineBusy, EngineStopped, InputError, RealtimeError, VoiceError
 from realtime.text.languages import AUTO, language_codes
 from realtime.text.phonemize import Phonemizer
@@ -104,12 +104,15 @@ async def start_serving(state: AppState, loader: Loader) -> None:
 
             torch.set_num_threads(cfg.engine.threads)
         lm = await asyncio.to_thread(loader, cfg)
-        runner = ModelRunner(lm, cfg.engine.decoder_batch or default_decoder_batch(lm.device),
-                             cfg.engine.batch_text, cfg.engine.dtype)  # type: ignore[arg-type]
+        # Static shapes and CUDA graphs on a GPU; a CPU runs each batch at its own shape.
+        buckets = (cfg.engine.buckets() if lm.device.type == "cuda" and cfg.engine.cuda_graphs
+                   else None)
+        runner = ModelRunner(lm, cfg.engine.dtype, buckets)  # type: ignore[arg-type]
         max_batch = cfg.engine.max_batch or default_max_batch(lm.device)
-        engine = Engine(runner, EDFPolicy(max_batch, cfg.engine.max_frames),
+        engine = Engine(runner, EDFPolicy(max_batch, cfg.engine.max_frames, buckets=buckets),
                         cfg.engine.queue_limit)
-        state.reason = "warming up the engine"
+        state.reason = ("warming up the engine and capturing CUDA graphs" if buckets
+                        else "warming up the engine")
         await asyncio.to_thread(engine.start, cfg.engine.warm_up)
         for language in Phonemizer.languages():
             state.phonemizers[language] = await asyncio.to_thread(Phonemizer, language)

@@ -70,3 +70,24 @@ def test_bad_bounds_refused() -> None:
         EDFPolicy(max_batch=0)
     with pytest.raises(ValueError):
         EDFPolicy(length_ratio=0.5)
+
+
+def test_batches_fit_the_graph_buckets() -> None:
+    from realtime.engine.buckets import Buckets
+
+    buckets = Buckets(rows=(1, 2, 4, 8, 16, 32), tokens=(64, 512), frames=(128, 256, 512),
+                      max_cells=4096)
+    policy = EDFPolicy(max_batch=64, buckets=buckets)
+    # 40 phonemes ~ 120 frames, 150 with the margin: the 256-frame bucket, so 16 rows at most.
+    q = [pend(i, float(i), phonemes=40) for i in range(40)]
+    got = policy.select(q, 0.0)
+    assert [p.seq for p in got] == list(range(16))
+    # Short chunks: 32 rows of 128 frames fit; 33 would pad to 64 rows, so the batch is cut to
+    # the row bucket below, dropping the latest deadline.
+    q = [pend(i, float(i), phonemes=10) for i in range(33)]
+    assert [p.seq for p in policy.select(q, 0.0)] == list(range(32))
+    q = [pend(i, float(i), phonemes=10) for i in range(6)]
+    assert len(policy.select(q, 0.0)) == 4
+    # A chunk longer than every bucket still runs, alone (eagerly).
+    assert len(policy.select([pend(0, 0.0, phonemes=400), pend(1, 1.0, phonemes=400)],
+                             0.0)) == 1

@@ -1,21 +1,22 @@
 """The decoder: AdaIN residual blocks over aligned features, then the iSTFTNet generator.
 
-The generator's harmonic source (a neural source-filter sine generator) is the only place with
-randomness in Kokoro. Here it is injected: ``noise=None`` turns it off (as in the ONNX export);
-a ``torch.Generator`` draws the additive noise and the initial harmonic phases from its seed.
+Everything runs over the padded batch at once, with per-row frame counts (``lengths``) on the
+device; ``None`` means one unpadded row. The generator's harmonic source (a neural
+source-filter sine generator) is the only place with randomness in Kokoro. Here it is
+injected: ``seeds`` (one per row, -1 or ``None`` for off, as in the ONNX export) seed a noise
+hashed from (seed, sample index), so a row's noise does not depend on its neighbours.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import SAMPLE_RATE, ISTFTNetConfig
-from .layers import AdaIN1d, AdainResBlk1d, WNConv1d, WNConvTranspose1d, time_pad, zero_pad
+from .layers import AdaIN1d, AdainResBlk1d, Pad, WNConv1d, WNConvTranspose1d, zero_pad
 
 
 class AdaINResBlock1(nn.Module):
@@ -36,7 +37,7 @@ class AdaINResBlock1(nn.Module):
         self.alpha1 = nn.ParameterList(nn.Parameter(torch.ones(1, channels, 1)) for _ in dilations)
         self.alpha2 = nn.ParameterList(nn.Parameter(torch.ones(1, channels, 1)) for _ in dilations)
 
-    def forward(self, x: Tensor, s: Tensor, pad: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, s: Tensor, pad: Pad | None = None) -> Tensor:
         """Convolutions read only masked-norm outputs (0 at ``pad``; snake(0) = 0)."""
         for c1, c2, n1, n2, a1, a2 in zip(self.convs1, self.convs2, self.adain1, self.adain2,
                                           self.alpha1, self.alpha2, strict=True):
@@ -51,7 +52,7 @@ def _snake(x: Tensor, alpha: Tensor) -> Tensor:
 
 
 class HarmonicSource(nn.Module):
-    """F0 (per output sample) -> a tanh-merged sum of 9 harmonics: the excitation signal."""
+    """F0 -> a tanh-merged sum of 9 harmonics at the audio rate: the excitation signal."""
 
     def __init__(self, upsample_scale: int, harmonics: int = 8, sine_amp: float = 0.1,
                  noise_std: float = 0.003, voiced_threshold: float = 10.0) -> None:
@@ -61,59 +62,146 @@ class HarmonicSource(nn.Module):
         self.sine_amp, self.noise_std, self.voiced_threshold = sine_amp, noise_std, voiced_threshold
         self.l_linear = nn.Linear(self.dim, 1)
 
-    def forward(self, f0: Tensor, noise: torch.Generator | None) -> Tensor:
-        """f0 [B, L] in Hz at the audio rate -> excitation [B, L].
+    def forward(self, f0: Tensor, pad: Pad | None, seeds: Tensor | None) -> Tensor:
+        """f0 [B, W] in Hz, one value per ``upsample_scale`` output samples -> excitation
+        [B, W * upsample_scale]. ``pad``: the rows' real F0 steps (None: all W).
 
         Always in float32, also under autocast: the phase is a running sum over the whole
         utterance, and half precision would detune it within a second.
         """
         with torch.autocast(f0.device.type, enabled=False):
-            return self._excitation(f0.float(), noise)
+            return self._excitation(f0.float(), pad, seeds)
 
-    def _excitation(self, f0: Tensor, noise: torch.Generator | None) -> Tensor:
-        b = f0.shape[0]
+    def _excitation(self, f0: Tensor, pad: Pad | None, seeds: Tensor | None) -> Tensor:
+        scale = self.upsample_scale
         harm = torch.arange(1, self.dim + 1, device=f0.device, dtype=f0.dtype)
-        rad = (f0.unsqueeze(-1) * harm / SAMPLE_RATE) % 1.0  # [B, L, H]: cycles per sample
-        if noise is not None:
-            init = torch.rand(b, self.dim, generator=noise, device=f0.device, dtype=f0.dtype)
-            init[:, 0] = 0.0
-            rad = torch.cat([rad[:, :1] + init.unsqueeze(1), rad[:, 1:]], dim=1)
-        # Integrate the phase at the frame rate, then interpolate back: smooth, and cheap.
-        coarse = F.interpolate(rad.transpose(1, 2), scale_factor=1.0 / self.upsample_scale,
-                               mode="linear")
-        phase = torch.cumsum(coarse, dim=-1) * (2 * math.pi * self.upsample_scale)
-        phase = F.interpolate(phase, scale_factor=float(self.upsample_scale), mode="linear")
-        sines = torch.sin(phase).transpose(1, 2) * self.sine_amp  # [B, L, H]
-        voiced = (f0 > self.voiced_threshold).to(f0.dtype).unsqueeze(-1)
-        waves = sines * voiced
-        if noise is not None:
+        # Cycles per sample of each harmonic, one value per F0 step (F0 is constant within a
+        # step); the random initial phase of the original has no effect and is left out.
+        rad = (f0.unsqueeze(1) * harm[:, None] / SAMPLE_RATE) % 1.0  # [B, H, W]
+        # Zero past a row's end, so its phase stays put there: interpolating towards the
+        # padding then gives the row's last phase, as the edge clamp does for a row alone.
+        rad = zero_pad(rad, pad)
+        # Integrate the phase at the F0 rate, then interpolate back: smooth, and cheap.
+        phase = torch.cumsum(rad, dim=-1) * (2 * math.pi * scale)
+        phase = F.interpolate(phase, scale_factor=float(scale), mode="linear")
+        voiced = (f0 > self.voiced_threshold).to(f0.dtype).repeat_interleave(scale, dim=1)
+        waves = torch.sin(phase) * (self.sine_amp * voiced.unsqueeze(1))  # [B, H, L]
+        if seeds is not None:
             amp = voiced * self.noise_std + (1 - voiced) * (self.sine_amp / 3)
-            waves = waves + amp * torch.randn(waves.shape, generator=noise, device=f0.device,
-                                              dtype=f0.dtype)
-        return torch.tanh(self.l_linear(waves)).squeeze(-1)
+            on = (seeds >= 0).to(f0.dtype)[:, None]
+            noise = hashed_normal(seeds.clamp(min=0), self.dim, waves.shape[2])
+            waves = waves + (amp * on).unsqueeze(1) * noise
+        merged = torch.einsum("bhl,h->bl", waves, self.l_linear.weight[0])
+        return torch.tanh(merged + self.l_linear.bias[0])
+
+
+def hashed_normal(seeds: Tensor, rows: int, width: int) -> Tensor:
+    """Standard normal noise [B, rows, width], each value a hash of (seed, position): the same
+    for a seed wherever it runs, in whatever batch. 31-bit integer mixing (no int64 overflow),
+    two uniforms per value, Box-Muller."""
+    # A sample's position in its own row: the same however wide the batch is padded.
+    pos = (torch.arange(rows, device=seeds.device, dtype=torch.long).view(1, rows, 1) * 2**26
+           + torch.arange(width, device=seeds.device, dtype=torch.long).view(1, 1, width))
+    key = _mix31(seeds.long().view(-1, 1, 1) * 0x2545F491 + 0x1B873593)
+
+    def uniform(stream: int) -> Tensor:
+        bits = _mix31((key + pos * 0x3C6EF372 + stream) & 0x7FFFFFFF)
+        return (bits.to(torch.float32) + 0.5) / float(2**31)
+
+    radius = torch.sqrt(-2.0 * torch.log(uniform(0x68E31DA4)))
+    return radius * torch.cos((2 * math.pi) * uniform(0x0B5297A4))
+
+
+def _mix31(x: Tensor) -> Tensor:
+    """An integer hash on 31 bits: products stay below 2**62."""
+    x = x & 0x7FFFFFFF
+    x = x ^ (x >> 15)
+    x = (x * 0x2C1B3C6D) & 0x7FFFFFFF
+    x = x ^ (x >> 12)
+    x = (x * 0x297A2D39) & 0x7FFFFFFF
+    return x ^ (x >> 15)
+
+
+_REAL_TO_ROUNDING = 1e-6  # |imag| / magnitude below which a bin counts as real
+_EMPTY_BIN = 1e-6  # magnitude below which a bin is empty (the source is at most ~1)
 
 
 class ISTFT(nn.Module):
-    """STFT / inverse STFT with a periodic Hann window (centred frames)."""
+    """STFT and inverse STFT (periodic Hann window, centred frames) as convolutions with a DFT
+    basis, over a padded batch with per-row lengths: real arithmetic only (compiles, captures,
+    runs in any precision the caller allows), and each row's end handled as alone: its
+    reflection padding before the STFT, its own window sums after the inverse."""
 
     def __init__(self, n_fft: int, hop: int) -> None:
         super().__init__()
         self.n_fft, self.hop = n_fft, hop
+        self.bins = n_fft // 2 + 1
+        window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+        n = torch.arange(n_fft, dtype=torch.float64)
+        k = torch.arange(self.bins, dtype=torch.float64)[:, None]
+        angle = 2 * math.pi * k * n / n_fft
+        edge = (k == 0) | (k == n_fft // 2)  # DC and Nyquist: real bins
+        # Their sines are exactly 0 (not sin(pi n) ~ 1e-16): a real bin's phase is then 0 or pi,
+        # as torch.stft gives, never a coin toss between pi and -pi.
+        sine = torch.where(edge, 0.0, torch.sin(angle))
+        forward = torch.cat([torch.cos(angle), -sine]) * window
+        # irfft: the DC and Nyquist bins count once, the others twice (their mirror images).
+        weight = torch.where(edge, 1.0, 2.0) / n_fft
+        inverse = torch.cat([weight * torch.cos(angle), -weight * sine]) * window
         self.window: Tensor
-        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
+        self.forward_basis: Tensor
+        self.inverse_basis: Tensor
+        self.window_square: Tensor
+        self.register_buffer("window", window.float(), persistent=False)
+        self.register_buffer("forward_basis", forward.float().unsqueeze(1), persistent=False)
+        self.register_buffer("inverse_basis", inverse.float().unsqueeze(1), persistent=False)
+        self.register_buffer("window_square", (window**2).float().view(1, 1, -1),
+                             persistent=False)
 
-    # Both in float32, also under autocast: FFTs of reduced precision are unsupported on the
-    # CPU and lossy where they exist.
-    def transform(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def transform(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+        """x [B, L], ``lengths`` [B] samples (None: all L) -> magnitude and phase
+        [B, bins, L // hop + 1]; frames past a row's ``lengths // hop + 1`` are not defined
+        (the caller masks them)."""
         with torch.autocast(x.device.type, enabled=False):
-            spec = torch.stft(x.float(), self.n_fft, self.hop, self.n_fft, window=self.window,
-                              return_complex=True)
-            return spec.abs(), spec.angle()
+            half = self.n_fft // 2
+            x = x.float()
+            if lengths is None:
+                ext = F.pad(x.unsqueeze(1), (half, half), mode="reflect")
+            else:
+                # Each row reflected at its own end (x[n-2], x[n-3], ...), as a row alone is.
+                j = torch.arange(x.shape[1] + half, device=x.device)[None, :]
+                n = lengths[:, None]
+                source = torch.where(j < n, j, 2 * (n - 1) - j).clamp(0, x.shape[1] - 1)
+                ext = F.pad(x.gather(1, source).unsqueeze(1), (half, 0), mode="reflect")
+            spec = F.conv1d(ext, self.forward_basis, stride=self.hop)
+            re, im = spec[:, :self.bins], spec[:, self.bins:]
+            mag = torch.sqrt(re * re + im * im)
+            # A phase is only as good as its bin: where the bin is real to rounding (frames of
+            # a reflection pad are symmetric) it is 0 or pi, never a toss between pi and -pi,
+            # and where the bin is empty (a constant source: unvoiced frames without noise) it
+            # is 0, not the angle of rounding noise, which differs with the batch's shape.
+            im = torch.where(im.abs() <= _REAL_TO_ROUNDING * mag, 0.0, im)
+            phase = torch.where(mag < _EMPTY_BIN, 0.0, torch.atan2(im, re))
+            return mag, phase
 
-    def inverse(self, mag: Tensor, phase: Tensor) -> Tensor:
+    def inverse(self, mag: Tensor, phase: Tensor, pad: Pad | None) -> Tensor:
+        """Magnitude and phase [B, bins, N] -> audio [B, hop * (N - 1)]; ``pad``: the rows'
+        real frames (None: all N). Row b's audio is its first ``hop * (frames[b] - 1)``
+        samples, normalised by its own window sums; 0 after them."""
         with torch.autocast(mag.device.type, enabled=False):
-            spec = torch.polar(mag.float(), phase.float())
-            return torch.istft(spec, self.n_fft, self.hop, self.n_fft, window=self.window)
+            n = mag.shape[2]
+            mag = zero_pad(mag.float(), pad)  # also where exp() overflowed in the padding
+            phase = phase.float()
+            spec = torch.cat([mag * torch.cos(phase), mag * torch.sin(phase)], dim=1)
+            wave = F.conv_transpose1d(spec, self.inverse_basis, stride=self.hop)
+            weights = torch.ones(1, 1, n, device=mag.device) if pad is None else pad.keep
+            envelope = F.conv_transpose1d(weights, self.window_square, stride=self.hop)
+            wave = (wave / envelope.clamp(min=1e-11))[:, 0]
+            half = self.n_fft // 2
+            out = wave[:, half:half + self.hop * (n - 1)]
+            if pad is None:
+                return out
+            return zero_pad(out.unsqueeze(1), pad.scaled(self.hop, -self.hop))[:, 0]
 
 
 class Generator(nn.Module):
@@ -150,25 +238,22 @@ class Generator(nn.Module):
         self.conv_post = WNConv1d(ch, n_fft + 2, 7, padding=3)
         self.stft = ISTFT(n_fft, hop)
 
-    def forward(self, x: Tensor, s: Tensor, f0: Tensor,
-                noise: Sequence[torch.Generator | None], lengths: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, s: Tensor, f0: Tensor, seeds: Tensor | None = None,
+                pad: Pad | None = None) -> Tensor:
         """x [B, C, W], f0 [B, W] -> audio [B, W * source_scale].
 
-        ``lengths``: real frames per row (None: all W). Row b's audio is its first
-        ``lengths[b] * source_scale`` samples, the same as when it runs alone; the rest is 0.
-        ``noise``: one generator (or None) per row.
+        ``pad``: the rows' real frames (None: all W). Row b's audio is its first
+        ``lengths[b] * source_scale`` samples, as when it runs alone; the rest is 0.
+        ``seeds``: per row, the harmonic source's noise (-1 or None: off).
         """
-        width = x.shape[2]
-        if lengths is None:
-            lengths = torch.full((x.shape[0],), width, dtype=torch.long, device=x.device)
-        har = self._harmonics(f0, noise, lengths)
-        pad = time_pad(lengths, width)
+        base = pad
+        har = self._harmonics(f0, seeds, pad)
         rate = 1
         last = len(self.ups) - 1
         for i, up in enumerate(self.ups):
             rate *= self.upsample_rates[i]
             extra = 1 if i == last else 0  # the reflection pad below adds one frame
-            up_pad = time_pad(lengths * rate + extra, width * rate + extra)
+            up_pad = None if base is None else base.scaled(rate, extra)  # this rate's rows
             x = zero_pad(F.leaky_relu(x, 0.1), pad)
             x_source = self.noise_res[i](self.noise_convs[i](har), s, up_pad)
             x = up(x)
@@ -182,27 +267,17 @@ class Generator(nn.Module):
             x = acc / self.n_kernels
             pad = up_pad
         x = self.conv_post(zero_pad(F.leaky_relu(x), pad))
-        # The inverse STFT row by row, over each row's own frames: its overlap-add and window
-        # normalisation at the end of a row must not see the next frames.
-        out = x.new_zeros(x.shape[0], width * self.source_scale)
-        for b, n in enumerate(lengths.tolist()):
-            spec = x[b:b + 1, :, :n * rate + 1]
-            wave = self.stft.inverse(torch.exp(spec[:, :self.n_bins]),
-                                     torch.sin(spec[:, self.n_bins:]))
-            out[b, :wave.shape[1]] = wave[0]
-        return out
+        return self.stft.inverse(torch.exp(x[:, :self.n_bins]), torch.sin(x[:, self.n_bins:]),
+                                 pad)
 
-    def _harmonics(self, f0: Tensor, noise: Sequence[torch.Generator | None],
-                   lengths: Tensor) -> Tensor:
-        """The source's magnitude and phase spectra [B, n_fft + 2, frames], row by row (its
-        interpolations and the STFT's reflection pad look at the row's end), 0 past each row."""
-        rows = []
-        for b, n in enumerate(lengths.tolist()):
-            f0_up = f0[b:b + 1, :n].repeat_interleave(self.source_scale, dim=1)
-            mag, phase = self.stft.transform(self.m_source(f0_up, noise[b]))
-            rows.append(torch.cat([mag, phase], dim=1)[0])
-        full = f0.shape[1] * self.source_scale // self.stft.hop + 1
-        return torch.stack([F.pad(r, (0, full - r.shape[1])) for r in rows])
+    def _harmonics(self, f0: Tensor, seeds: Tensor | None, pad: Pad | None) -> Tensor:
+        """The source's magnitude and phase spectra [B, n_fft + 2, frames], 0 past each row
+        (the frames of the last upsampling stage: ``source_scale / hop`` per F0 step, + 1)."""
+        source = self.m_source(f0, pad, seeds)
+        if pad is None:
+            return torch.cat(self.stft.transform(source, None), dim=1)
+        har = torch.cat(self.stft.transform(source, pad.lengths * self.source_scale), dim=1)
+        return zero_pad(har, pad.scaled(self.source_scale // self.stft.hop, 1))
 
 
 class Decoder(nn.Module):
@@ -225,16 +300,13 @@ class Decoder(nn.Module):
         self.generator = Generator(style_dim, cfg)
 
     def forward(self, asr: Tensor, f0: Tensor, n: Tensor, s: Tensor,
-                noise: Sequence[torch.Generator | None] | None = None,
-                frames: Tensor | None = None) -> Tensor:
+                seeds: Tensor | None = None, pad: Pad | None = None) -> Tensor:
         """asr [B, C, F], f0 and n [B, 2F], s [B, style] -> audio [B, F * frame_samples].
 
-        ``frames``: real frames per row (None: all F); inputs must be 0 past them, and each
-        row's audio is then what it would be alone (0 past its own length).
+        ``pad``: the rows' real frames (None: all F); inputs must be 0 past them, and each
+        row's audio is then what it would be alone (0 past its own length). ``seeds``: per row,
+        the harmonic source's noise (-1 or None: off).
         """
-        if noise is None:
-            noise = [None] * asr.shape[0]
-        pad = time_pad(frames, asr.shape[2])
         f0_d = zero_pad(self.F0_conv(f0.unsqueeze(1)), pad)
         n_d = zero_pad(self.N_conv(n.unsqueeze(1)), pad)
         x = self.encode(torch.cat([asr, f0_d, n_d], dim=1), s, pad)
@@ -243,4 +315,4 @@ class Decoder(nn.Module):
         # last one upsamples, so nothing follows it at the doubled rate.
         for block in self.decode:
             x = block(torch.cat([x, res, f0_d, n_d], dim=1), s, pad)
-        return self.generator(x, s, f0, noise, None if frames is None else 2 * frames)
+        return self.generator(x, s, f0, seeds, None if pad is None else pad.scaled(2))

@@ -2,14 +2,23 @@
 
 phoneme ids -> ALBERT -> prosody predictor (durations, F0, energy) + text encoder
 -> alignment by durations -> decoder (AdaIN blocks + iSTFTNet) -> 24 kHz audio.
+
+A batch runs as one pass in two halves, each over the whole padded batch with per-row lengths
+(no Python loop over rows): the **text side** (ALBERT, durations, text features) and, after
+one read of the rounded durations to the host (the frame counts fix the decoder's width), the
+**decoder side** (alignment, F0 and energy curves, decoder). Each half has static shapes for
+given batch, token and frame sizes, so it can be compiled or captured as a CUDA graph.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import AlbertConfig, AlbertModel
 
@@ -17,7 +26,10 @@ from realtime.errors import InputError
 
 from .config import MAX_PHONEMES, KModelConfig
 from .decoder import Decoder
-from .text import ProsodyPredictor, TextEncoder, pad_mask
+from .layers import Pad, time_pad, zero_pad
+from .text import ProsodyPredictor, TextEncoder
+
+SEED_RANGE = 2**31  # seeds are taken modulo this (the harmonic source's noise hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +38,7 @@ class KOutput:
 
     ``audio`` is float32 at 24 kHz; ``durations`` are frames per token (``frame_samples`` audio
     samples each), including the boundary tokens at both ends, so ``len(durations)`` is the
-    phoneme count + 2 and ``durations.sum() * frame_samples == len(audio)``.
+    phoneme count + 2 and ``durations.sum() * frame_samples == len(audio)``. Both on the CPU.
     """
 
     audio: Tensor
@@ -38,16 +50,32 @@ class SynthItem:
     """One utterance for :meth:`KModel.forward_batch` (make it with :meth:`KModel.item`)."""
 
     ids: tuple[int, ...]  # phoneme ids, without the boundary tokens
-    style: Tensor  # [2 * style_dim]
+    style: Tensor  # [2 * style_dim], float32, on the CPU (moved with the batch, once)
     speed: float = 1.0
     seed: int | None = None  # None: the harmonic source's noise is off
 
 
 @dataclass(frozen=True, slots=True)
-class _TextSide:
-    d: list[Tensor]  # per item [T, d_model + style]: the predictor's features
-    asr: list[Tensor]  # per item [C, T]: the text encoder's features
-    frames: list[Tensor]  # per item [T]: rounded durations in frames
+class BatchInputs:
+    """A batch on the device: ids [B, T] (boundary tokens added, 0 past each row), ``lengths``
+    [B] tokens (None: one unpadded row), styles [B, 2 * style_dim], speeds [B], ``seeds`` [B]
+    (-1: noise off; None: off for every row)."""
+
+    ids: Tensor
+    lengths: Tensor | None
+    style: Tensor
+    speed: Tensor
+    seeds: Tensor | None
+
+
+@dataclass(frozen=True, slots=True)
+class TextSide:
+    """The text side's outputs: predictor features ``d`` [B, T, C + style], text features
+    ``asr`` [B, C, T], rounded ``durations`` [B, T] (0 past each row's tokens)."""
+
+    d: Tensor
+    asr: Tensor
+    durations: Tensor
 
 
 class KModel(nn.Module):
@@ -65,6 +93,7 @@ class KModel(nn.Module):
             max_position_embeddings=pl.max_position_embeddings,
             num_hidden_layers=pl.num_hidden_layers, hidden_dropout_prob=pl.dropout,
             attention_probs_dropout_prob=pl.dropout)
+        # transformers builds the modules (and so the checkpoint's names); _albert runs them.
         self.bert = AlbertModel(albert, add_pooling_layer=False)
         self.bert_encoder = nn.Linear(pl.hidden_size, config.hidden_dim)
         self.predictor = ProsodyPredictor(config.style_dim, config.hidden_dim, config.n_layer,
@@ -87,7 +116,6 @@ class KModel(nn.Module):
             raise InputError("unknown phoneme symbol(s): " + ", ".join(repr(c) for c in unknown))
         return [vocab[c] for c in phonemes]
 
-    @torch.inference_mode()
     def forward(self, phonemes: str | Sequence[int] | Tensor, style: Tensor, speed: float = 1.0,
                 seed: int | None = None) -> KOutput:
         """Synthesise one utterance.
@@ -95,7 +123,8 @@ class KModel(nn.Module):
         ``phonemes``: a phoneme string, or phoneme ids without the boundary tokens.
         ``style``: the 256-wide style vector (``[256]`` or ``[1, 256]``) for this utterance.
         ``seed``: ``None`` leaves the harmonic source's noise off (deterministic, as the ONNX
-        export); an integer draws it from a generator seeded with it (reproducible).
+        export); an integer draws it from a hash of (seed, sample), so it is reproducible and
+        the same whatever else runs in the batch.
         """
         return self.forward_batch([self.item(phonemes, style, speed, seed)])[0]
 
@@ -103,7 +132,7 @@ class KModel(nn.Module):
              seed: int | None = None) -> SynthItem:
         """A validated :class:`SynthItem` for :meth:`forward_batch`."""
         ids = self._ids(phonemes)
-        style = style.reshape(-1).to(self.device, torch.float32)
+        style = style.detach().reshape(-1).to("cpu", torch.float32)
         if style.shape[0] != 2 * self.config.style_dim:
             raise InputError(f"style vector must have {2 * self.config.style_dim} values, "
                              f"got {style.shape[0]}")
@@ -111,125 +140,123 @@ class KModel(nn.Module):
             raise InputError(f"speed must be positive, got {speed}")
         return SynthItem(ids, style, float(speed), seed)
 
-    def forward_batch(self, items: Sequence[SynthItem], decoder_batch: int | None = None,
-                      batch_text: bool = False) -> list[KOutput]:
-        """Synthesise several utterances in one pass; each result equals running it alone.
-
-        The decoder (about 90% of the work) runs over groups of at most ``decoder_batch`` items
-        (None: all), padded and masked, taken in order of length so that a group wastes little
-        padding. Each item's audio equals its audio alone to float rounding (about 1e-6).
-
-        The text side (ALBERT, the prosody predictor, the text encoder, the F0 and energy
-        curves) is cheap and runs item by item unless ``batch_text``. Batched, it is padded and
-        masked too and equal to float rounding (about 1e-5), but the harmonic source integrates
-        F0 into a phase over the whole utterance, which turns such rounding into sample
-        differences of up to ~0.05 late in a long item: inaudible, but not equal.
-        """
-        out = dict(self.iter_batch(items, decoder_batch, batch_text))
-        return [out[b] for b in range(len(items))]
-
     @torch.inference_mode()
-    def iter_batch(self, items: Sequence[SynthItem], decoder_batch: int | None = None,
-                   batch_text: bool = False) -> Iterator[tuple[int, KOutput]]:
-        """:meth:`forward_batch`, yielding ``(index, output)`` as each decoder group finishes,
-        so that a caller can deliver early items before the batch is done. With
-        ``decoder_batch=1`` (and the text side item by item) items go in the order given, each
-        one's text side just before its decoding."""
-        if not items:
-            return
-        if decoder_batch == 1 and not batch_text:
-            for b, it in enumerate(items):
-                side = self._text_side([it])
-                yield b, self._decode([it], side.d, side.asr, side.frames, batch_text)[0]
-            return
-        # Row by row unless asked: see forward_batch.
-        sides = [self._text_side(items)] if batch_text else [self._text_side([it]) for it in items]
-        d_rows = [row for side in sides for row in side.d]
-        asr_rows = [row for side in sides for row in side.asr]
-        frames = [row for side in sides for row in side.frames]
-        totals = [int(f.sum()) for f in frames]
-        order = sorted(range(len(items)), key=totals.__getitem__)
-        size = decoder_batch or len(items)
-        for start in range(0, len(order), size):
-            group = order[start:start + size]
-            outs = self._decode([items[b] for b in group], [d_rows[b] for b in group],
-                                [asr_rows[b] for b in group], [frames[b] for b in group],
-                                batch_text)
-            yield from zip(group, outs, strict=True)
+    def forward_batch(self, items: Sequence[SynthItem]) -> list[KOutput]:
+        """Synthesise several utterances in one pass over the padded batch.
 
-    def _decode(self, items: Sequence[SynthItem], d_rows: Sequence[Tensor],
-                asr_rows: Sequence[Tensor], frames: Sequence[Tensor],
-                batch_curves: bool) -> list[KOutput]:
-        """Align, F0/energy curves (row by row unless ``batch_curves``), decode one group."""
-        style = torch.stack([it.style.to(self.device) for it in items])
-        s_dec, s_pro = style[:, :self.config.style_dim], style[:, self.config.style_dim:]
-        totals = [int(f.sum()) for f in frames]
-        width = max(totals)
-        en = d_rows[0].new_zeros(len(items), d_rows[0].shape[1], width)
-        asr = asr_rows[0].new_zeros(len(items), asr_rows[0].shape[0], width)
-        for j in range(len(items)):
-            index = torch.repeat_interleave(torch.arange(len(frames[j]), device=self.device),
-                                            frames[j])
-            en[j, :, :totals[j]] = d_rows[j].transpose(0, 1)[:, index]
-            asr[j, :, :totals[j]] = asr_rows[j][:, index]
-        fr = torch.tensor(totals, device=self.device)
-        if batch_curves:
-            f0, n = self.predictor.f0_n(en, s_pro, fr)
-        else:
-            f0 = en.new_zeros(len(items), 2 * width)
-            n = en.new_zeros(len(items), 2 * width)
-            for j in range(len(items)):
-                cf, cn = self.predictor.f0_n(en[j:j + 1, :, :totals[j]], s_pro[j:j + 1])
-                f0[j, :cf.shape[1]], n[j, :cn.shape[1]] = cf[0], cn[0]
-        noise = [self._noise(it.seed) for it in items]
-        wave = self.decoder(asr, f0, n, s_dec, noise, fr)
-        return [KOutput(audio=wave[j, :totals[j] * self.config.frame_samples].float(),
-                        durations=frames[j]) for j in range(len(items))]
+        Each item's durations equal those it gets alone; its audio equals its audio alone to
+        float rounding, which the harmonic source's phase (a running sum of F0 over the whole
+        utterance) turns into sample differences, but not into differences one can hear
+        (``realtime.quality.mel_distance_db``; docs/engine.md gives the measured bound).
+        Host reads: the rounded durations once, the audio once.
+        """
+        if not items:
+            return []
+        batch = self.inputs(items)
+        text = self.text_side(batch)
+        durations = text.durations.cpu().numpy()  # the one read the decoder's width needs
+        totals = durations.sum(axis=1)
+        wave = self.decoder_side(text, batch, int(totals.max()), batch.lengths is not None)
+        audio = wave.float().cpu().numpy()  # audio back once
+        step = self.config.frame_samples
+        # Rows as views of the batch's arrays (numpy slicing: no tensor work per row).
+        return [KOutput(audio=torch.from_numpy(audio[b, :int(totals[b]) * step]),
+                        durations=torch.from_numpy(durations[b, :len(it.ids) + 2]))
+                for b, it in enumerate(items)]
+
+    def inputs(self, items: Sequence[SynthItem], rows: int | None = None,
+               tokens: int | None = None, static: bool = False) -> BatchInputs:
+        """The batch's tensors, built on the host and moved to the device at once. ``rows`` and
+        ``tokens`` pad it to a static shape (a captured graph's); padded rows are one token of
+        silence each. An unpadded batch of one gets no lengths (the CPU's fused kernels) unless
+        ``static`` (a graph's inputs always have the same tensors)."""
+        n = rows or len(items)
+        width = tokens or max(len(it.ids) for it in items) + 2
+        # Built as host lists, then one tensor each (no per-row tensor work); padded rows are
+        # one silent token long.
+        filler = [0, 0, 0]
+        ids = [[0, *it.ids, 0] for it in items] + [filler] * (n - len(items))
+        lengths = [len(row) for row in ids]
+        speeds = [it.speed for it in items] + [1.0] * (n - len(items))
+        seeds = [-1 if it.seed is None else it.seed % SEED_RANGE for it in items]
+        seeds += [-1] * (n - len(items))
+        styles = torch.stack([it.style for it in items])
+        if n > len(items):
+            styles = torch.cat([styles, styles.new_zeros(n - len(items), styles.shape[1])])
+        dev = self.device
+        padded = static or n > 1 or lengths[0] < width
+        return BatchInputs(
+            ids=torch.tensor([row + [0] * (width - len(row)) for row in ids], device=dev),
+            lengths=torch.tensor(lengths, device=dev) if padded else None,
+            style=styles.to(dev), speed=torch.tensor(speeds, device=dev),
+            seeds=(torch.tensor(seeds, device=dev) if any(it.seed is not None for it in items)
+                   else None))
+
+    def text_side(self, batch: BatchInputs) -> TextSide:
+        """ALBERT, the duration predictor and the text encoder over the padded batch."""
+        s_pro = batch.style[:, self.config.style_dim:]
+        pad = time_pad(batch.lengths, batch.ids.shape[1])
+        d, raw = self._durations(batch.ids, s_pro, pad, batch.speed)
+        asr = self.text_encoder(batch.ids, pad)
+        frames = torch.round(raw).clamp(min=1).long()
+        if pad is not None:
+            frames = frames.masked_fill(pad.mask[:, 0], 0)
+        return TextSide(d, asr, frames)
+
+    def decoder_side(self, text: TextSide, batch: BatchInputs, width: int,
+                     padded: bool) -> Tensor:
+        """Alignment, F0 and energy curves and the decoder, over ``width`` frames per row
+        (at least the longest row's): audio [B, width * frame_samples], 0 past each row.
+        ``padded``: some row has fewer than ``width`` frames (else no masks: one row alone)."""
+        s_dec = batch.style[:, :self.config.style_dim]
+        s_pro = batch.style[:, self.config.style_dim:]
+        ends = text.durations.cumsum(dim=1)
+        pad = Pad(ends[:, -1], width) if padded else None
+        # Each frame's token: the number of tokens whose last frame comes before it.
+        index = torch.arange(width, device=ends.device).expand(ends.shape[0], width)
+        token = torch.searchsorted(ends, index.contiguous(), right=True)
+        token = token.clamp(max=text.durations.shape[1] - 1)
+        en = text.d.gather(1, token.unsqueeze(-1).expand(-1, -1, text.d.shape[2]))
+        en = zero_pad(en.transpose(1, 2), pad)
+        asr = zero_pad(text.asr.gather(2, token.unsqueeze(1).expand(-1, text.asr.shape[1], -1)),
+                       pad)
+        f0, n = self.predictor.f0_n(en, s_pro, pad)
+        return self.decoder(asr, f0, n, s_dec, batch.seeds, pad)
 
     @torch.inference_mode()
     def predict_durations(self, phonemes: str | Sequence[int] | Tensor, style: Tensor,
                           speed: float = 1.0) -> Tensor:
         """Continuous (unrounded) frames per token, boundary tokens included: the prosody
         predictor alone, without decoding (cheap: for estimates and diagnostics)."""
-        it = self.item(phonemes, style, speed)
-        ids = torch.tensor([[0, *it.ids, 0]], dtype=torch.long, device=self.device)
-        lengths = torch.tensor([ids.shape[1]], device=self.device)
-        s_pro = it.style[None, self.config.style_dim:]
-        speed_t = torch.tensor([it.speed], device=self.device)
-        return self._durations(ids, s_pro, lengths, speed_t)[1][0]
+        batch = self.inputs([self.item(phonemes, style, speed)])
+        s_pro = batch.style[:, self.config.style_dim:]
+        return self._durations(batch.ids, s_pro, None, batch.speed)[1][0]
 
-    def _text_side(self, items: Sequence[SynthItem]) -> _TextSide:
-        """ALBERT, the duration predictor and the text encoder over padded, masked rows."""
-        dev = self.device
-        lengths = torch.tensor([len(it.ids) + 2 for it in items], device=dev)
-        ids = torch.zeros(len(items), int(lengths.max()), dtype=torch.long, device=dev)
-        for b, it in enumerate(items):
-            ids[b, 1:len(it.ids) + 1] = torch.tensor(it.ids, dtype=torch.long, device=dev)
-        s_pro = torch.stack([it.style.to(dev)[self.config.style_dim:] for it in items])
-        speed = torch.tensor([it.speed for it in items], device=dev)
-        d, dur = self._durations(ids, s_pro, lengths, speed)
-        asr = self.text_encoder(ids, lengths)
-        sizes = lengths.tolist()
-        return _TextSide(
-            d=[d[b, :n] for b, n in enumerate(sizes)],
-            asr=[asr[b, :, :n] for b, n in enumerate(sizes)],
-            frames=[torch.round(dur[b, :n]).clamp(min=1).long() for b, n in enumerate(sizes)])
-
-    def _noise(self, seed: int | None) -> torch.Generator | None:
-        if seed is None:
-            return None
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(seed)
-        return gen
-
-    def _durations(self, ids: Tensor, s_pro: Tensor, lengths: Tensor,
+    def _durations(self, ids: Tensor, s_pro: Tensor, pad: Pad | None,
                    speed: Tensor) -> tuple[Tensor, Tensor]:
-        """ids [B, T] (0-padded past ``lengths``) -> features d [B, T, C] and durations [B, T]."""
-        mask = (~pad_mask(lengths, ids.shape[1])).long()
-        hidden = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
-        d_en = self.bert_encoder(hidden).transpose(1, 2)
-        d = self.predictor.text_encoder(d_en, s_pro, lengths)
-        return d, self.predictor.durations(d, lengths, speed)
+        """ids [B, T] (0-padded past ``pad``) -> features d [B, T, C] and durations [B, T]."""
+        d_en = self.bert_encoder(self._albert(ids, pad)).transpose(1, 2)
+        d = self.predictor.text_encoder(d_en, s_pro, pad)
+        return d, self.predictor.durations(d, pad, speed)
+
+    def _albert(self, ids: Tensor, pad: Pad | None) -> Tensor:
+        """ALBERT's last hidden state, run here over ``self.bert``'s modules: padded keys are
+        masked out of attention (queries at padding give values nobody reads)."""
+        bert: Any = self.bert
+        cfg = bert.config
+        emb = bert.embeddings
+        t = ids.shape[1]
+        positions = torch.arange(t, device=ids.device)
+        x = (emb.word_embeddings(ids) + emb.token_type_embeddings.weight[0]
+             + emb.position_embeddings(positions))
+        h = bert.encoder.embedding_hidden_mapping_in(emb.LayerNorm(x))
+        mask = None if pad is None else ~pad.mask.unsqueeze(1)  # [B, 1, 1, T], True: attend
+        heads = cfg.num_attention_heads
+        per_group = cfg.num_hidden_layers // cfg.num_hidden_groups
+        for i in range(cfg.num_hidden_layers):
+            for layer in bert.encoder.albert_layer_groups[i // per_group].albert_layers:
+                h = _albert_layer(layer, h, mask, heads)
+        return h
 
     def _ids(self, phonemes: str | Sequence[int] | Tensor) -> tuple[int, ...]:
         if isinstance(phonemes, str):
@@ -246,3 +273,16 @@ class KModel(nn.Module):
         if bad:
             raise InputError(f"phoneme ids out of range 1..{self.config.n_token - 1}: {bad[:10]}")
         return tuple(body)
+
+
+def _albert_layer(layer: Any, h: Tensor, mask: Tensor | None, heads: int) -> Tensor:
+    """One ALBERT layer: self-attention (post-norm), then the feed-forward block (post-norm)."""
+    att = layer.attention
+    b, t, c = h.shape
+    q, k, v = (proj(h).view(b, t, heads, c // heads).transpose(1, 2)
+               for proj in (att.query, att.key, att.value))
+    ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                         scale=1.0 / math.sqrt(c // heads))
+    h = att.LayerNorm(h + att.dense(ctx.transpose(1, 2).reshape(b, t, c)))
+    ffn = layer.ffn_output(F.gelu(layer.ffn(h), approximate="tanh"))
+    return layer.full_layer_layer_norm(ffn + h)

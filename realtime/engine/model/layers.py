@@ -36,8 +36,9 @@ class _WeightNormed(nn.Module):
     @property
     def weight(self) -> Tensor:
         """The effective weight. Under inference mode it is computed once and kept until the
-        parameters change (in place, or moved), instead of on every call."""
-        if not torch.is_inference_mode_enabled():
+        parameters change (in place, or moved), instead of on every call; a compiled graph
+        computes it itself."""
+        if torch.compiler.is_compiling() or not torch.is_inference_mode_enabled():
             return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
         v, g = self.weight_v, self.weight_g
         key = (v.data_ptr(), v._version, g.data_ptr(), g._version)
@@ -86,43 +87,83 @@ class ChannelLayerNorm(nn.Module):
         return y.transpose(1, -1)
 
 
-def instance_norm(x: Tensor, pad: Tensor | None, scale: Tensor | None = None,
-                  shift: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """Instance norm over time of ``x`` [B, C, T], then ``* scale + shift`` ([B, C] each, per
-    row and channel) in the same kernel; ``pad`` [B, 1, T] is ``True`` at padding.
+EPS = 1e-5  # the AdaIN norms' epsilon (InstanceNorm1d's default)
 
-    With ``pad`` each row is normalised over its own real frames only, by the same kernel as
-    when the row runs alone (so the result is the same to the bit, not just to rounding), and
-    padding comes out 0. A masked one-pass formula differs by rounding, which random-weight
-    models amplify past 1e-4; a GPU may still prefer it (fewer kernel launches).
+
+class Pad:
+    """Where a padded batch's steps at one rate are padding, built once per rate and shared by
+    every layer at it. ``lengths`` [B] (on the device), ``mask`` [B, 1, T] (True at padding),
+    ``keep`` [B, 1, T] (1.0 at real steps), ``inv_count`` [B, 1, 1] (1 / real steps); the time
+    reversal that LSTMs need and the same rows at other rates are made on first use."""
+
+    def __init__(self, lengths: Tensor, width: int) -> None:
+        self.lengths = lengths
+        self.width = width
+        mask = torch.arange(width, device=lengths.device)[None, :] >= lengths[:, None]
+        self.mask = mask.unsqueeze(1)
+        self.keep = (~self.mask).to(torch.float32)
+        self.inv_count = lengths.clamp(min=1).to(torch.float32).reciprocal().view(-1, 1, 1)
+        self.eps = torch.full((1, 1, 1), EPS, device=lengths.device)
+        self._scaled: dict[tuple[int, int], Pad] = {}
+        self._reverse: Tensor | None = None
+
+    def scaled(self, factor: int, extra: int = 0) -> Pad:
+        """The same rows at ``factor`` times the rate, ``extra`` steps longer (made once)."""
+        key = (factor, extra)
+        if key not in self._scaled:
+            self._scaled[key] = Pad(self.lengths * factor + extra, self.width * factor + extra)
+        return self._scaled[key]
+
+    @property
+    def reverse(self) -> Tensor:
+        """[B, T] time indices that reverse each row's real steps and leave its padding in place
+        (an involution: applying it twice gives the identity)."""
+        if self._reverse is None:
+            t = torch.arange(self.width, device=self.lengths.device)[None, :]
+            n = self.lengths[:, None]
+            self._reverse = torch.where(t < n, n - 1 - t, t)
+        return self._reverse
+
+
+def instance_norm(x: Tensor, pad: Pad | None, gamma: Tensor | None = None,
+                  beta: Tensor | None = None) -> Tensor:
+    """Instance norm over time of ``x`` [B, C, T], then ``* (1 + gamma) + beta`` ([B, C, 1]
+    each, per row and channel: AdaIN's style); ``pad`` marks padding, None where there is none.
+
+    With ``pad``, one pass over the whole batch: each row's mean and variance over its own real
+    frames (masked sums times its inverse frame count), padding out as 0. The same statistics
+    as the row alone, to float rounding (the sums run over a different width).
     """
     if pad is None:
         # Rows and channels are normalised independently, so [B, C, T] is [1, B*C, T], which
         # lets the per-row scale and shift ride along as the norm's own weight and bias.
         b, c, t = x.shape
         y = F.instance_norm(x.reshape(1, b * c, t),
-                            weight=None if scale is None else scale.reshape(-1).to(x.dtype),
-                            bias=None if shift is None else shift.reshape(-1).to(x.dtype),
-                            eps=eps)
+                            weight=None if gamma is None else (1 + gamma).reshape(-1).to(x.dtype),
+                            bias=None if beta is None else beta.reshape(-1).to(x.dtype),
+                            eps=EPS)
         return y.view(b, c, t)
-    out = torch.zeros_like(x)
-    for i, n in enumerate((~pad).sum(dim=-1).view(-1).tolist()):
-        out[i:i + 1, :, :n] = instance_norm(
-            x[i:i + 1, :, :n], None, None if scale is None else scale[i:i + 1],
-            None if shift is None else shift[i:i + 1], eps)
-    return out
+    keep, inv = pad.keep, pad.inv_count
+    mean = (x * keep).sum(dim=-1, keepdim=True) * inv
+    centred = (x - mean) * keep
+    factor = torch.rsqrt(torch.addcmul(pad.eps, (centred * centred).sum(dim=-1, keepdim=True),
+                                       inv))
+    if gamma is not None:
+        factor = torch.addcmul(factor, factor, gamma)  # factor * (1 + gamma)
+    if beta is None:
+        return centred * factor
+    return torch.addcmul(beta * keep, centred, factor)
 
 
-def time_pad(lengths: Tensor | None, width: int) -> Tensor | None:
-    """``True`` where a frame is padding, [B, 1, width]; ``None`` when no row is padded."""
-    if lengths is None or bool((lengths == width).all()):
-        return None
-    return (torch.arange(width, device=lengths.device)[None, :] >= lengths[:, None]).unsqueeze(1)
+def time_pad(lengths: Tensor | None, width: int) -> Pad | None:
+    """The padding of rows ``lengths`` long in ``width`` steps; ``None`` for an unpadded batch
+    (no lengths given). No host read: the masks are built on the device from ``lengths``."""
+    return None if lengths is None else Pad(lengths, width)
 
 
-def zero_pad(x: Tensor, pad: Tensor | None) -> Tensor:
+def zero_pad(x: Tensor, pad: Pad | None) -> Tensor:
     """Padding set to 0, so that no convolution reads anything but zeros there."""
-    return x if pad is None else x.masked_fill(pad, 0.0)
+    return x if pad is None else x.masked_fill(pad.mask, 0.0)
 
 
 class AdaIN1d(nn.Module):
@@ -136,9 +177,9 @@ class AdaIN1d(nn.Module):
         super().__init__()
         self.fc = nn.Linear(style_dim, 2 * channels)
 
-    def forward(self, x: Tensor, s: Tensor, pad: Tensor | None = None) -> Tensor:
-        gamma, beta = self.fc(s).chunk(2, dim=1)  # [B, C] each
-        return instance_norm(x, pad, scale=1 + gamma, shift=beta)
+    def forward(self, x: Tensor, s: Tensor, pad: Pad | None = None) -> Tensor:
+        gamma, beta = self.fc(s).unsqueeze(-1).chunk(2, dim=1)  # [B, C, 1] each
+        return instance_norm(x, pad, gamma, beta)
 
 
 class AdaLayerNorm(nn.Module):
@@ -172,7 +213,7 @@ class AdainResBlk1d(nn.Module):
         self.pool = (WNConvTranspose1d(dim_in, dim_in, 3, stride=2, padding=1, output_padding=1,
                                        groups=dim_in) if upsample else None)
 
-    def forward(self, x: Tensor, s: Tensor, pad: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, s: Tensor, pad: Pad | None = None) -> Tensor:
         """``pad`` marks padding at the input's rate; each convolution reads zeros there (its
         input comes out of a masked norm), so padding never reaches a real frame. Padding in
         the output is left undefined: the next masked norm ignores it."""
@@ -181,28 +222,61 @@ class AdainResBlk1d(nn.Module):
             short = self.conv1x1(short)
         r = F.leaky_relu(self.norm1(x, s, pad), 0.2)
         if self.pool is not None:
-            pad = None if pad is None else pad.repeat_interleave(2, dim=-1)
+            pad = None if pad is None else pad.scaled(2)
             r = zero_pad(self.pool(r), pad)  # the pool's bias lands on padding too
         r = self.conv1(r)
         r = self.conv2(F.leaky_relu(self.norm2(r, s, pad), 0.2))
         return (short + r) * (1.0 / math.sqrt(2.0))
 
 
-def run_lstm(lstm: nn.LSTM, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-    """A batch-first bi-LSTM over ``x`` [B, T, C]; with ``lengths`` the padding is not read.
+def run_lstm(lstm: nn.LSTM, x: Tensor, pad: Pad | None = None) -> Tensor:
+    """A batch-first single-layer bi-LSTM over ``x`` [B, T, C]; with ``pad`` (the rows' lengths)
+    no real step reads padding.
+
+    The forward direction runs over the padded rows as they are (padding comes after a row's
+    real steps, so it cannot reach them). The backward direction runs forward over each row
+    reversed within its own length (``Pad.reverse``), then is reversed back: its padding, too,
+    comes last. Two plain LSTM calls on static shapes: no packing, no lengths on the host, so
+    the same code runs on the CPU, on a GPU and inside a captured graph.
 
     Always in float32, also under autocast: the recurrence accumulates rounding over time, and
     oneDNN has no reduced-precision LSTM on CPUs without bf16 instructions.
     """
     with torch.autocast(x.device.type, enabled=False):
-        return _run_lstm(lstm, x.float(), lengths)
+        x = x.float()
+        if pad is None:
+            return lstm(x)[0]
+        order = pad.reverse.unsqueeze(-1)
+        fwd = _one_direction(lstm, x, "")
+        back = _one_direction(lstm, x.gather(1, order.expand(-1, -1, x.shape[2])), "_reverse")
+        return torch.cat([fwd, back.gather(1, order.expand(-1, -1, back.shape[2]))], dim=-1)
 
 
-def _run_lstm(lstm: nn.LSTM, x: Tensor, lengths: Tensor | None) -> Tensor:
-    if lengths is None or bool((lengths == x.shape[1]).all()):
-        return lstm(x)[0]
-    packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
-                                               enforce_sorted=False)
-    out, _ = nn.utils.rnn.pad_packed_sequence(lstm(packed)[0], batch_first=True,
-                                              total_length=x.shape[1])
-    return out
+def _one_direction(lstm: nn.LSTM, x: Tensor, suffix: str) -> Tensor:
+    """One direction of a single-layer bi-LSTM, run forward over ``x`` [B, T, C]."""
+    forward, backward = _directions(lstm)
+    return (backward if suffix else forward)(x)[0]
+
+
+def _directions(lstm: nn.LSTM) -> tuple[nn.LSTM, nn.LSTM]:
+    """Two one-directional LSTMs holding copies of a bi-LSTM's two directions, each with its
+    weights in one flat buffer (cuDNN wants that; a direction's weights alone are not). Made on
+    first use and again if the bi-LSTM's weights change or move; not part of any state dict."""
+    if lstm.num_layers != 1 or not lstm.bidirectional or not lstm.batch_first:
+        raise ValueError("run_lstm takes single-layer, bidirectional, batch-first LSTMs")
+    key = tuple((p.data_ptr(), p._version) for p in lstm.parameters())
+    cached = lstm.__dict__.get("_directions")
+    if cached is None or cached[0] != key:
+        pair = []
+        with torch.inference_mode(False), torch.no_grad():
+            for suffix in ("", "_reverse"):
+                one = nn.LSTM(lstm.input_size, lstm.hidden_size, 1, batch_first=True)
+                source = next(lstm.parameters())
+                one = one.to(source.device, source.dtype).eval()
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(one, f"{name}_l0").copy_(getattr(lstm, f"{name}_l0{suffix}"))
+                one.flatten_parameters()
+                pair.append(one)
+        cached = (key, (pair[0], pair[1]))
+        lstm.__dict__["_directions"] = cached  # beside the module, not registered in it
+    return cached[1]

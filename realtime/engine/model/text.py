@@ -1,7 +1,8 @@
 """The text side of KModel: the text encoder and the prosody predictor.
 
-Every module takes ``lengths`` (real token counts per row) so that padding never reaches an
-LSTM or a convolution's real frames; with a batch of one it is simply ``[T]``.
+Every module takes a ``Pad`` (the rows' real lengths, on the device, with masks built once) so
+that padding never reaches an LSTM or a convolution's real steps; ``None`` means no row is padded
+(one utterance alone), which lets the CPU use its fused kernels.
 """
 
 from __future__ import annotations
@@ -9,20 +10,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .layers import (
-    AdainResBlk1d,
-    AdaLayerNorm,
-    ChannelLayerNorm,
-    WNConv1d,
-    run_lstm,
-    time_pad,
-    zero_pad,
-)
+from .layers import AdainResBlk1d, AdaLayerNorm, ChannelLayerNorm, Pad, WNConv1d, run_lstm, zero_pad
 
 
-def pad_mask(lengths: Tensor, width: int) -> Tensor:
-    """``True`` where a position is padding: [B, width]."""
-    return torch.arange(width, device=lengths.device)[None, :] >= lengths[:, None]
+def _masked(x: Tensor, mask: Tensor | None) -> Tensor:
+    return x if mask is None else x.masked_fill(mask, 0.0)
 
 
 class TextEncoder(nn.Module):
@@ -38,14 +30,13 @@ class TextEncoder(nn.Module):
             for _ in range(depth))
         self.lstm = nn.LSTM(channels, channels // 2, 1, batch_first=True, bidirectional=True)
 
-    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, ids: Tensor, pad: Pad | None) -> Tensor:
         """ids [B, T] -> features [B, C, T] (zero at padding)."""
-        mask = pad_mask(lengths, ids.shape[1]).unsqueeze(1)
-        x = self.embedding(ids).transpose(1, 2).masked_fill(mask, 0.0)
+        x = zero_pad(self.embedding(ids).transpose(1, 2), pad)
         for block in self.cnn:
-            x = block(x).masked_fill(mask, 0.0)
-        x = run_lstm(self.lstm, x.transpose(1, 2), lengths).transpose(1, 2)
-        return x.masked_fill(mask, 0.0)
+            x = zero_pad(block(x), pad)
+        x = run_lstm(self.lstm, x.transpose(1, 2), pad).transpose(1, 2)
+        return zero_pad(x, pad)
 
 
 class DurationEncoder(nn.Module):
@@ -60,17 +51,17 @@ class DurationEncoder(nn.Module):
             layers.append(AdaLayerNorm(style_dim, d_model))
         self.lstms = nn.ModuleList(layers)
 
-    def forward(self, x: Tensor, s: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, x: Tensor, s: Tensor, pad: Pad | None) -> Tensor:
         """x [B, d_model, T], s [B, style] -> [B, T, d_model + style] (zero at padding)."""
-        mask = pad_mask(lengths, x.shape[2]).unsqueeze(-1)
+        mask = None if pad is None else pad.mask.transpose(1, 2)
         style = s.unsqueeze(1).expand(-1, x.shape[2], -1)
-        h = torch.cat([x.transpose(1, 2), style], dim=-1).masked_fill(mask, 0.0)
+        h = _masked(torch.cat([x.transpose(1, 2), style], dim=-1), mask)
         for layer in self.lstms:
             if isinstance(layer, AdaLayerNorm):
-                h = torch.cat([layer(h, s), style], dim=-1).masked_fill(mask, 0.0)
+                h = _masked(torch.cat([layer(h, s), style], dim=-1), mask)
             else:
                 assert isinstance(layer, nn.LSTM)
-                h = run_lstm(layer, h, lengths)
+                h = run_lstm(layer, h, pad)
         return h
 
 
@@ -95,20 +86,18 @@ class ProsodyPredictor(nn.Module):
         self.F0_proj = nn.Conv1d(half, 1, 1)
         self.N_proj = nn.Conv1d(half, 1, 1)
 
-    def durations(self, d: Tensor, lengths: Tensor, speed: Tensor) -> Tensor:
+    def durations(self, d: Tensor, pad: Pad | None, speed: Tensor) -> Tensor:
         """d [B, T, C] -> continuous durations in frames [B, T] (before rounding)."""
-        x = run_lstm(self.lstm, d, lengths)
+        x = run_lstm(self.lstm, d, pad)
         return torch.sigmoid(self.duration_proj(x)).sum(dim=-1) / speed[:, None]
 
-    def f0_n(self, en: Tensor, s: Tensor,
-             frames: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def f0_n(self, en: Tensor, s: Tensor, pad: Pad | None = None) -> tuple[Tensor, Tensor]:
         """en [B, C, F] aligned features -> F0 and N curves, each [B, 2F].
 
-        ``frames``: real frame counts per row (None: no padding); the curves are 0 past 2x them.
+        ``pad``: the rows' real frames (None: no padding); the curves are 0 past 2x them.
         """
-        x = run_lstm(self.shared, en.transpose(1, 2), frames).transpose(1, 2)
-        pad = time_pad(frames, en.shape[2])
-        pad2 = None if pad is None else pad.repeat_interleave(2, dim=-1)
+        x = run_lstm(self.shared, en.transpose(1, 2), pad).transpose(1, 2)
+        pad2 = None if pad is None else pad.scaled(2)
         pads = (pad, pad, pad2)  # the middle block doubles the rate
         f0, n = x, x
         for block, p in zip(self.F0, pads, strict=True):
@@ -130,4 +119,4 @@ class _LinearNorm(nn.Module):
         return self.linear_layer(x)
 
 
-__all__ = ["DurationEncoder", "ProsodyPredictor", "TextEncoder", "pad_mask"]
+__all__ = ["DurationEncoder", "ProsodyPredictor", "TextEncoder"]

@@ -1,0 +1,297 @@
+"""The batched engine on a GPU, in one short command: what docs/engine.md reports per card.
+
+Runs on a bare GPU machine with no network (torch, transformers, onnx, numpy; no starlette,
+soxr, opuslib or text front end: phonemes come from ``gpu_check_phonemes.json``, made here by
+``--write-phonemes``). The real weights come from ../shared/tools/gpu-payload.sh (two device
+calls; it prints them), then:
+
+    PYTHONPATH=$PWD:$PWD/.gpu/site REALTIME_CACHE_DIR=/tmp/rtcache \\
+        python3 scripts/gpu_check.py --out $OUT
+
+Within ``--budget`` seconds (default 220) it writes, section by section (a section that fails
+records its error and the rest go on; the JSON is rewritten after each):
+- ``gpu-check.json``: the card; batched vs alone (log-mel dB, durations) against the float
+  ordering calibration; float16 and bfloat16 against float32; one short chunk's latency with
+  graphs, eagerly in half and in float32; CUDA graph capture time and GPU memory; engine levels
+  up to 256 sessions (audio-s per s, first-chunk p95 with all sessions arriving at once);
+- ``gpu-check-bench.png``: the levels plotted (matplotlib, where installed);
+- ``gpu-check-audio.npz``: a few sentences in float32, float16 and bfloat16 (int16 PCM), to
+  transcribe back home: ``python scripts/gpu_check.py --transcribe DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+PHONEMES = HERE / "gpu_check_phonemes.json"
+VOICE = "af_heart"
+# Spoken by the engine levels; the first ones are also compared and transcribed.
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call me back when you get this message.",
+    "Thank you for waiting, your order is ready for pickup.",
+    "Can you tell me how to reset my password?",
+    "Turn left at the next corner and walk to the station.",
+    "The library opens early and closes late in the evening.",
+    "Sure, I can help with that.",
+    "Your order shipped this morning and should arrive on Thursday before noon.",
+    "Okay.",
+    "Let me look that up for you, it will only take a moment while I check our records.",
+    "The appointment is confirmed for the fourteenth at half past ten, and a reminder will be "
+    "sent to your phone the day before, so there is nothing else you need to do right now.",
+    "Is there anything else I can do for you today?",
+    "Thanks for waiting.",
+]
+SHORT = "Hello there."  # one short chunk, for the latency figure
+
+
+class Report:
+    """The JSON, rewritten after every section, so a timeout still leaves what was done."""
+
+    def __init__(self, out: Path, budget_s: float) -> None:
+        self.out = out
+        self.deadline = time.monotonic() + budget_s
+        self.data: dict[str, Any] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def section(self, name: str, needs_s: float, fn: Callable[[], Any]) -> Any:
+        left = self.deadline - time.monotonic()
+        if left < needs_s:
+            self.data[name] = {"skipped": f"{left:.0f} s left, needs about {needs_s:.0f} s"}
+            self.write()
+            return None
+        started = time.monotonic()
+        print(f"== {name} ({left:.0f} s left)", flush=True)
+        try:
+            value = fn()
+            self.data[name] = value
+        except Exception as exc:  # recorded, and the next section still runs
+            traceback.print_exc()
+            self.data[name] = {"error": f"{type(exc).__name__}: {exc}",
+                               "traceback": traceback.format_exc()[-4000:]}
+            value = None
+        self.data.setdefault("seconds", {})[name] = round(time.monotonic() - started, 2)
+        self.write()
+        return value
+
+    def write(self) -> None:
+        (self.out / "gpu-check.json").write_text(json.dumps(self.data, indent=2, default=str))
+
+
+def write_phonemes() -> None:
+    """Here, with the text front end: the phonemes the GPU machine cannot make."""
+    from realtime.session.scheduler import TextScheduler
+    from realtime.text.phonemize import Phonemizer
+
+    phonemizer = Phonemizer("en-us")
+    out = {}
+    for text in [*SENTENCES, SHORT]:
+        scheduler = TextScheduler(phonemizer)
+        chunks = scheduler.push(text, 0.0) + scheduler.end(0.0)
+        out[text] = " ".join(c.phonemes for c in chunks if c.phonemes)
+    PHONEMES.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {PHONEMES} ({len(out)} texts)")
+
+
+def transcribe(folder: Path) -> None:
+    """Here, after a run: Whisper's words for each precision's audio, against float32's."""
+    sys.path.insert(0, str(HERE.parent))  # the checkout: tests.real's Whisper helpers
+    from tests.real.conftest import Transcriber, normalise
+
+    data = np.load(folder / "gpu-check-audio.npz")
+    whisper = Transcriber()
+    heard: dict[str, list[str]] = {}
+    for key in sorted(data.files, key=lambda k: (k.split("_")[0], int(k.split("_")[1]))):
+        precision = key.split("_")[0]
+        audio = data[key].astype(np.float32) / 32767.0
+        heard.setdefault(precision, []).append(
+            normalise(whisper(audio, folder, f"t-{key}")))
+    for precision, words in heard.items():
+        same = sum(a == b for a, b in zip(words, heard["float32"], strict=True))
+        print(f"{precision}: {same}/{len(words)} transcripts as float32's")
+        for a, b in zip(words, heard["float32"], strict=True):
+            if a != b:
+                print(f"  {precision}: {a!r}\n  float32: {b!r}")
+
+
+def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> None:
+    import torch
+
+    from realtime.bench_engine import run_engine_bench, write_outputs
+    from realtime.engine.buckets import Buckets
+    from realtime.engine.registry import load_model
+    from realtime.engine.request import ChunkRequest
+    from realtime.engine.runner import ModelRunner
+    from realtime.quality import mel_distance_db
+
+    report = Report(out, budget_s)
+    phonemes: dict[str, str] = json.loads(PHONEMES.read_text(encoding="utf-8"))
+
+    cuda = device.startswith("cuda")
+
+    def machine() -> dict[str, Any]:
+        found: dict[str, Any] = {"device": device, "torch": torch.__version__,
+                                 "cpus": os.cpu_count()}
+        if cuda:
+            props = torch.cuda.get_device_properties(0)
+            found |= {"gpu": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
+                      "multiprocessors": props.multi_processor_count,
+                      "cuda": torch.version.cuda}
+        return found
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    report.section("machine", 1, machine)
+    lm = report.section("load", 30, lambda: load_model("kokoro-v1.0-int8", device=device))
+    if lm is None:
+        report.data["load"] = report.data.get("load") or {"error": "no model"}
+        report.write()
+        return
+    report.data["load"] = {"model": lm.name, "voices": len(lm.voices.names)}
+    model = lm.model
+
+    def items(texts: list[str]) -> list[Any]:
+        out_items = []
+        for text in texts:
+            ids = model.phonemes_to_ids(phonemes[text])
+            out_items.append(model.item(ids, lm.voices.style(VOICE, len(ids))))
+        return out_items
+
+    def mel(a: Any, b: Any) -> float:
+        return mel_distance_db(np.asarray(a), np.asarray(b))
+
+    def equality() -> dict[str, Any]:
+        batch = items(SENTENCES[:8])
+        alone = [model.forward_batch([it])[0] for it in batch]
+        ordering = max(mel(a.audio, c.audio) for it, a in zip(batch, alone, strict=True)
+                       for c in model.forward_batch([it, it]))
+        together = model.forward_batch(batch)
+        return {"precision": "float32",
+                "ordering_db": ordering,
+                "batched_db": [mel(a.audio, b.audio) for a, b in zip(alone, together,
+                                                                        strict=True)],
+                "durations_equal": sum(bool(torch.equal(a.durations, b.durations))
+                                       for a, b in zip(alone, together, strict=True)),
+                "items": len(batch)}
+
+    report.section("batched_vs_alone", 20, equality)
+
+    def reqs(texts: list[str]) -> list[ChunkRequest]:
+        return [ChunkRequest("check", f"c{i}", phonemes[t], VOICE, 0.0)
+                for i, t in enumerate(texts)]
+
+    def precision() -> dict[str, Any]:
+        batch = reqs(SENTENCES[:6])
+        got: dict[str, list[Any]] = {}
+        for dtype in ("float32", "float16", "bfloat16") if cuda else ("float32", "bfloat16"):
+            runner = ModelRunner(lm, dtype)  # type: ignore[arg-type]
+            got[dtype] = sorted(runner.run(batch), key=lambda o: o[0])
+        pcm = {f"{dtype}_{i}": (np.clip(a, -1, 1) * 32767).astype(np.int16)
+               for dtype, outs in got.items() for i, a, _ in outs}
+        np.savez_compressed(out / "gpu-check-audio.npz", **pcm)
+        return {dtype: {"vs_float32_db": [mel(a, b) for (_, a, _), (_, b, _) in
+                                          zip(outs, got["float32"], strict=True)],
+                        "durations_equal": sum(bool(np.array_equal(d, e)) for (_, _, d), (_, _, e)
+                                               in zip(outs, got["float32"], strict=True))}
+                for dtype, outs in got.items() if dtype != "float32"}
+
+    report.section("half_vs_full", 20, precision)
+
+    graphed: dict[str, Any] = {}
+
+    def capture() -> dict[str, Any]:
+        runner = ModelRunner(lm, "auto", Buckets())
+        sync()
+        start = time.perf_counter()
+        runner.warm_up()
+        sync()
+        graphed["runner"] = runner
+        assert runner.static is not None
+        eager = sorted(ModelRunner(lm, "auto").run(reqs(SENTENCES[:8])), key=lambda o: o[0])
+        replayed = sorted(runner.run(reqs(SENTENCES[:8])), key=lambda o: o[0])
+        return {"dtype": runner.dtype, "graphs": runner.static.graphs,
+                "capture_s": runner.static.captured_s,
+                "warm_up_s": time.perf_counter() - start,
+                "memory_allocated_gb": torch.cuda.memory_allocated() / 2**30 if cuda else None,
+                "memory_reserved_gb": torch.cuda.memory_reserved() / 2**30 if cuda else None,
+                "graphs_vs_eager_db": [mel(a, b) for (_, a, _), (_, b, _) in
+                                       zip(replayed, eager, strict=True)]}
+
+    report.section("capture", 90, capture)
+
+    def latency() -> dict[str, Any]:
+        short = reqs([SHORT])
+        result = {}
+        runners = {"float32 eager": ModelRunner(lm, "float32"),
+                   "half eager": ModelRunner(lm, "auto")}
+        if "runner" in graphed:
+            runners["half graphs"] = graphed["runner"]
+        for name, runner in runners.items():
+            for _ in range(3):
+                list(runner.run(short))
+            times = []
+            for _ in range(30):
+                start = time.perf_counter()
+                list(runner.run(short))  # returns after the audio is on the host
+                times.append((time.perf_counter() - start) * 1000)
+            result[name] = {"median_ms": float(np.median(times)),
+                            "p90_ms": float(np.percentile(times, 90))}
+        result["phonemes"] = len(phonemes[SHORT])
+        return result
+
+    report.section("short_chunk_latency", 15, latency)
+
+    def levels_run() -> dict[str, Any]:
+        texts = [phonemes[t] for t in SENTENCES]
+        runner = graphed.get("runner")
+        result = run_engine_bench(lm, texts, levels, chunks=2, threads=os.cpu_count() or 1,
+                                  onnx=False, dtype="auto",
+                                  graphs=None if runner is None else Buckets(),
+                                  sequential=False, batched_runner=runner)
+        try:
+            write_outputs(result, out / "gpu-check-bench.json", out / "gpu-check-bench.png")
+        except ImportError:
+            write_outputs(result, out / "gpu-check-bench.json", None)
+        return result
+
+    report.section("engine_levels", 40, levels_run)
+    print(json.dumps({k: v for k, v in report.data.items() if k != "engine_levels"},
+                     indent=1, default=str)[:6000])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
+    parser.add_argument("--budget", type=float, default=220.0, help="seconds (default 220)")
+    parser.add_argument("--levels", default="1,8,32,64,128,256")
+    parser.add_argument("--device", default="cuda", help="cuda (cpu: a dry run of the script)")
+    parser.add_argument("--write-phonemes", action="store_true",
+                        help="(here) make gpu_check_phonemes.json with the text front end")
+    parser.add_argument("--transcribe", type=Path, default=None,
+                        help="(here) transcribe a run's gpu-check-audio.npz in this folder")
+    args = parser.parse_args()
+    if args.write_phonemes:
+        write_phonemes()
+        return 0
+    if args.transcribe:
+        transcribe(args.transcribe)
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    run_check(args.out, args.budget, [int(v) for v in args.levels.split(",")], args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
