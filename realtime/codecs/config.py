@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from realtime.errors import ConfigError, InputError
+from realtime.kokoro import SAMPLE_RATE
 
 Codec = Literal["opus", "pcm16", "mulaw", "alaw"]
 OpusApplication = Literal["voip", "audio", "restricted_lowdelay"]
 
 CODECS: tuple[Codec, ...] = get_args(Codec)
 # The rate the engine produces, and so what encoders take in by default.
-INPUT_RATE = 24000
+INPUT_RATE = SAMPLE_RATE
+
 SAMPLE_RATES: dict[Codec, tuple[int, ...]] = {
     "opus": (8000, 12000, 16000, 24000, 48000),
     "pcm16": (8000, 16000, 22050, 24000, 44100, 48000),

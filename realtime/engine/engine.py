@@ -13,24 +13,18 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from realtime.errors import ChunkCancelled, EngineBusy, EngineStopped, RealtimeError
 
+from .info import EngineStats, ModelInfo
 from .policy import Policy
 from .request import ChunkRequest, ChunkResult, Pending
-from .runner import Runner
+
+if TYPE_CHECKING:
+    from .runner import Runner
 
 log = logging.getLogger("realtime.engine")
-
-
-@dataclass(frozen=True, slots=True)
-class EngineStats:
-    queued: int
-    running: int
-    batches: int
-    chunks: int
-    cancelled: int
 
 
 class Engine:
@@ -40,8 +34,13 @@ class Engine:
     """
 
     def __init__(self, runner: Runner, policy: Policy, queue_limit: int = 1024,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 info: ModelInfo | None = None) -> None:
         self.runner = runner
+        # The model as sessions see it (an EngineClient has one): the runner's, or given.
+        found = info or getattr(runner, "info", None)
+        self.info: ModelInfo = found if found is not None else ModelInfo(
+            "unknown", (), "", frozenset())
         self.policy = policy
         self.queue_limit = queue_limit
         self.clock = clock

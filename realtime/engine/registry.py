@@ -17,6 +17,7 @@ import torch
 from realtime.errors import ConfigError, UnknownModelError
 
 from .embedded import ensure_embedded_model
+from .info import ModelInfo
 from .model import KModel
 from .tiny import build_tiny
 from .voices import VoiceLibrary, packaged_voices
@@ -89,6 +90,12 @@ class LoadedModel:
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+    def info(self) -> ModelInfo:
+        """The model as sessions see it (no tensors: for a process without torch too)."""
+        return ModelInfo(self.name, tuple(self.voices.names), self.default_voice,
+                         frozenset(self.model.config.vocab), str(self.device),
+                         self.model.config.frame_samples)
 
 
 def resolve_device(device: str) -> torch.device:

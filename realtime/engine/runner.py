@@ -74,13 +74,13 @@ class ModelRunner:
         if dtype == "float16" and lm.device.type != "cuda":
             raise ConfigError("dtype float16 needs a CUDA device; on the CPU use bfloat16")
         self.lm = lm
+        self.info = lm.info()
         self.dtype = dtype
         self.static = (None if graphs is None else
                        StaticForward(lm.model, graphs, lm.device.type == "cuda", self._autocast))
 
     def prepare(self, request: ChunkRequest) -> None:
-        ids = self.lm.model.phonemes_to_ids(request.phonemes)
-        self.lm.model.item(ids, self.lm.voices.style(request.voice, len(ids)), request.speed)
+        self.info.check(request)  # what a worker process checks too, without the model
 
     def run(self, batch: Sequence[ChunkRequest]) -> Iterator[RunOutput]:
         model, voices = self.lm.model, self.lm.voices

@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from realtime.errors import ModelFileError, VoiceError
+from realtime.errors import ModelFileError
 from realtime.voice_names import VoiceInfo, parse_blend, voice_info
 
+from .info import unknown_voice
 from .weights import torch_load
 
 __all__ = ["PACKAGED_VOICES", "VoiceLibrary", "load_npz", "packaged_voices", "parse_blend"]
@@ -81,7 +82,7 @@ class VoiceLibrary:
         terms = parse_blend(spec)
         for name, _ in terms:
             if name not in self._packs:
-                raise VoiceError(f"unknown voice '{name}'; known voices: {', '.join(self.names)}")
+                raise unknown_voice(name, self._packs)
         rows = min(self._packs[name].shape[0] for name, _ in terms)
         total = sum(w for _, w in terms)
         mixed = sum((self._packs[name][:rows] * (w / total) for name, w in terms),

@@ -1,7 +1,9 @@
-"""The Starlette app: model and engine in the lifespan, HTTP routes, readiness and drain.
+"""The Starlette app: the engine in the lifespan, HTTP routes, readiness and drain.
 
-``create_app(config, loader)`` builds everything from one ``ServerConfig``; ``loader`` turns
-the config into a loaded model (the registry by default; tests pass a tiny model).
+``create_app(config, loader)`` builds everything from one ``ServerConfig``. The engine comes
+from an ``EngineSource``: by default one in this process over the model that ``loader`` gives
+(the registry; tests pass a tiny model); a session worker of ``realtime serve --workers``
+passes one that connects to the engine process instead (and so never imports torch).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import uvicorn
 from starlette.applications import Starlette
@@ -29,31 +31,46 @@ from starlette.websockets import WebSocket
 from realtime.codecs import INPUT_RATE
 from realtime.codecs.wav import wav_header
 from realtime.config import ServerConfig
-from realtime.engine.engine import Engine
-from realtime.engine.policy import EDFPolicy
-from realtime.engine.registry import LoadedModel, load_model
+from realtime.engine.info import EngineClient
 from realtime.engine.request import ChunkResult
-from realtime.engine.runner import ModelRunner, default_max_batch
 from realtime.errors import EngineBusy, EngineStopped, InputError, RealtimeError, VoiceError
 from realtime.text.languages import AUTO, language_codes
 from realtime.text.phonemize import Phonemizer
+from realtime.voice_names import voice_info
 
 from .metrics import ServerMetrics
 from .pace import Pace
 from .speech import FORMATS, observe_chunk, parse_speech, synthesize_speech
 from .ws import SessionPump, stream_endpoint
 
+if TYPE_CHECKING:
+    from realtime.engine.registry import LoadedModel
+
 log = logging.getLogger("realtime.server")
 
 # The browser client: web_client/ of the checkout, beside the realtime package.
 DEFAULT_WEB_DIR = Path(__file__).resolve().parents[2] / "web_client"
 
-Loader = Callable[[ServerConfig], LoadedModel]
+Loader = Callable[[ServerConfig], "LoadedModel"]
+# Blocking (run in a thread): load or connect, warm up, and return the engine; the second
+# argument hears what it is doing (for /readyz).
+EngineSource = Callable[[ServerConfig, Callable[[str], None]], EngineClient]
 Status = Literal["loading", "ready", "draining", "failed"]
 
 
 def registry_loader(config: ServerConfig) -> LoadedModel:
+    from realtime.engine.registry import load_model
+
     return load_model(config.model, config.model_dir, config.cache_dir, config.engine.device)
+
+
+def local_engine(loader: Loader = registry_loader) -> EngineSource:
+    """The engine in this process, over the model ``loader`` gives."""
+    def start(config: ServerConfig, status: Callable[[str], None]) -> EngineClient:
+        from realtime.engine.local import start_engine
+
+        return start_engine(loader(config), config.engine, status)
+    return start
 
 
 @dataclass
@@ -65,8 +82,7 @@ class AppState:
     pace: Pace = field(default_factory=Pace)
     status: Status = "loading"
     reason: str = "loading the model"
-    model: LoadedModel | None = None
-    engine: Engine | None = None
+    engine: EngineClient | None = None
     phonemizers: dict[str, Phonemizer] = field(default_factory=dict)
     sessions: set[SessionPump] = field(default_factory=set)
     no_sessions: asyncio.Event = field(default_factory=asyncio.Event)
@@ -94,32 +110,22 @@ class AppState:
             await asyncio.wait_for(self.no_sessions.wait(), 5.0)
 
 
-async def start_serving(state: AppState, loader: Loader) -> None:
-    """Load the model, start and warm the engine, then report ready (runs in the background,
-    so /healthz and /readyz answer while it loads)."""
+async def start_serving(state: AppState, source: EngineSource) -> None:
+    """Get the engine (load the model and warm up, or connect), then report ready (runs in the
+    background, so /healthz and /readyz answer meanwhile)."""
     cfg = state.config
-    try:
-        if cfg.engine.threads:
-            import torch
 
-            torch.set_num_threads(cfg.engine.threads)
-        lm = await asyncio.to_thread(loader, cfg)
-        # Static shapes and CUDA graphs on a GPU; a CPU runs each batch at its own shape.
-        buckets = (cfg.engine.buckets() if lm.device.type == "cuda" and cfg.engine.cuda_graphs
-                   else None)
-        runner = ModelRunner(lm, cfg.engine.dtype, buckets)  # type: ignore[arg-type]
-        max_batch = cfg.engine.max_batch or default_max_batch(lm.device)
-        engine = Engine(runner, EDFPolicy(max_batch, cfg.engine.max_frames, buckets=buckets),
-                        cfg.engine.queue_limit)
-        state.reason = ("warming up the engine and capturing CUDA graphs" if buckets
-                        else "warming up the engine")
-        await asyncio.to_thread(engine.start, cfg.engine.warm_up)
+    def status(reason: str) -> None:
+        state.reason = reason
+
+    try:
+        engine = await asyncio.to_thread(source, cfg, status)
         for language in Phonemizer.languages():
             state.phonemizers[language] = await asyncio.to_thread(Phonemizer, language)
-        state.pace = Pace(cfg.chunk_plan_rtf, lm.device.type)
-        state.model, state.engine = lm, engine
+        state.pace = Pace(cfg.chunk_plan_rtf, engine.info.device.split(":")[0])
+        state.engine = engine
         state.status, state.reason = "ready", "serving"
-        log.info("ready: model %s on %s", lm.name, lm.device)
+        log.info("ready: model %s on %s", engine.info.name, engine.info.device)
     except RealtimeError as exc:
         state.status, state.reason = "failed", f"[{exc.code}] {exc.reason}"
         log.error("start-up failed: %s", state.reason)
@@ -128,12 +134,15 @@ async def start_serving(state: AppState, loader: Loader) -> None:
         log.exception("start-up failed")
 
 
-def create_app(config: ServerConfig, loader: Loader = registry_loader) -> Starlette:
+def create_app(config: ServerConfig, loader: Loader = registry_loader,
+               engine: EngineSource | None = None) -> Starlette:
+    """The app; its engine from ``engine``, else in this process over ``loader``'s model."""
     state = AppState(config)
+    source = engine or local_engine(loader)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(start_serving(state, loader))
+        task = asyncio.create_task(start_serving(state, source))
         try:
             yield
         finally:
@@ -189,27 +198,27 @@ def _routes(state: AppState) -> list[BaseRoute]:
     async def voices(request: Request) -> Response:
         if not _authorised(state, request):
             return _error(401, "unauthorized", "missing or wrong API key")
-        if state.model is None:
+        if state.engine is None:
             return _error(503, "not_ready", state.reason, {"Retry-After": "5"})
-        voices = state.model.voices
-        return JSONResponse({"model": state.model.name, "default": state.model.default_voice,
-                             "voices": voices.names,
-                             "voice_info": [v.as_wire() for v in voices.info()],
+        info = state.engine.info
+        return JSONResponse({"model": info.name, "default": info.default_voice,
+                             "voices": list(info.voices),
+                             "voice_info": [voice_info(v).as_wire() for v in info.voices],
                              "languages": [AUTO, *language_codes()]})
 
     async def speech(request: Request) -> Response:
         if not _authorised(state, request):
             return _error(401, "unauthorized", "missing or wrong API key")
-        if state.status != "ready" or state.engine is None or state.model is None:
+        if state.status != "ready" or state.engine is None:
             return _error(503, "not_ready", state.reason, {"Retry-After": "5"})
         try:
             body = await request.json()
         except ValueError:
             return _error(400, "bad_message", "the body is not valid JSON")
-        lm, engine = state.model, state.engine
+        engine = state.engine
         try:
-            req = parse_speech(body, state.config.voice or lm.default_voice,
-                               state.config.max_input_chars, lm.voices.pack,
+            req = parse_speech(body, state.config.voice or engine.info.default_voice,
+                               state.config.max_input_chars, engine.info.check_voice,
                                state.config.language)
             chunks = synthesize_speech(req, engine, state.phonemizer_for(req.language),
                                        state.metrics)

@@ -20,9 +20,10 @@ import numpy as np
 from realtime.codecs import INPUT_RATE, make_encoder
 from realtime.codecs.ogg import OggOpusStream
 from realtime.codecs.wav import pcm16, wav_header
-from realtime.engine.engine import Engine
+from realtime.engine.info import EngineClient
 from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.errors import InputError, RealtimeError
+from realtime.kokoro import MAX_SPEED, MIN_SPEED
 from realtime.session.scheduler import TextScheduler
 from realtime.text.languages import AUTO, LANGUAGES
 from realtime.text.phonemize import Phonemizer
@@ -34,7 +35,7 @@ log = logging.getLogger("realtime.server")
 
 # response_format -> media type. OpenAI's mp3/aac/flac are not offered (no encoder here).
 FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm", "opus": "audio/ogg", "mulaw": "audio/basic"}
-SPEED_RANGE = (0.5, 2.0)
+SPEED_RANGE = (MIN_SPEED, MAX_SPEED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,7 @@ class _Encoder:
         return b""
 
 
-async def synthesize_speech(req: SpeechRequest, engine: Engine, phonemizer: Phonemizer,
+async def synthesize_speech(req: SpeechRequest, engine: EngineClient, phonemizer: Phonemizer,
                             metrics: ServerMetrics) -> AsyncGenerator[bytes, None]:
     """Bytes of the response body, in order, as the engine makes the audio (streamed WAV has a
     header with unknown sizes; the whole-file WAV is built by the caller from ``pcm``)."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from realtime.engine.engine import Engine
+from realtime.engine.info import EngineClient
 from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.errors import ChunkCancelled
 from realtime.session.messages import (
@@ -45,10 +45,11 @@ log = logging.getLogger("realtime.server")
 
 
 def session_settings(state: AppState) -> SessionSettings:
-    cfg, lm = state.config, state.model
-    assert lm is not None
+    cfg, engine = state.config, state.engine
+    assert engine is not None
+    info = engine.info
     return SessionSettings(
-        voices=tuple(lm.voices.names), voice=cfg.voice or lm.default_voice, codec=cfg.codec,
+        voices=info.voices, voice=cfg.voice or info.default_voice, codec=cfg.codec,
         sample_rate=cfg.sample_rate, frame_ms=cfg.frame_ms, language=cfg.language,
         opus_bitrate=cfg.opus_bitrate,
         limits=Limits(max_message_bytes=cfg.max_message_bytes, max_text_chars=cfg.max_text_chars,
@@ -58,7 +59,7 @@ def session_settings(state: AppState) -> SessionSettings:
 
 
 class SessionPump:
-    def __init__(self, ws: WebSocket, state: AppState, engine: Engine,
+    def __init__(self, ws: WebSocket, state: AppState, engine: EngineClient,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ws = ws
         self.state = state
@@ -78,14 +79,9 @@ class SessionPump:
         self.stopped = False
         self.wake_writer = asyncio.Event()
         self.wake_timer = asyncio.Event()
-        assert state.model is not None
-        voices = state.model.voices
-
-        def check_voice(spec: str) -> None:
-            voices.pack(spec)  # raises VoiceError naming the known voices
-
         self.proto = SessionProtocol(session_settings(state), self.session_id,
-                                     phonemizer=state.phonemizer_for, check_voice=check_voice,
+                                     phonemizer=state.phonemizer_for,
+                                     check_voice=engine.info.check_voice,
                                      query=dict(ws.query_params), now=clock(),
                                      observe=self._observe, plan_rtf=state.pace.plan_rtf)
 

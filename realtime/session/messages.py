@@ -19,6 +19,7 @@ from typing import Any, Literal, NotRequired, TypedDict, cast, get_args
 import msgpack
 
 from realtime.errors import InputError, RealtimeError
+from realtime.kokoro import MAX_SPEED, MIN_SPEED
 
 __all__ = [
     "CLIENT_TYPES", "DEFAULT_CONTEXT", "PROTOCOL_VERSION", "AlignmentMessage", "AudioMessage",
@@ -82,8 +83,8 @@ class Limits:
     rate_messages_per_s: float = 100.0  # token bucket refill
     rate_burst: int = 200  # token bucket size
     rate_close_after: int = 100  # refused messages in a row before close 1008
-    min_speed: float = 0.5
-    max_speed: float = 2.0
+    min_speed: float = MIN_SPEED
+    max_speed: float = MAX_SPEED
     max_buffer_delay_ms: float = 10000.0
     idle_timeout_s: float | None = None  # no message and nothing to synthesise: close 1000
 

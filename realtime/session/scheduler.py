@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from realtime.errors import ConfigError, InputError
+from realtime.kokoro import MAX_PHONEMES
 from realtime.session.boundaries import Boundary, Kind, find_boundaries, word_cuts
 from realtime.text.normalize import SpokenWord, normalize
 from realtime.text.phonemes import validate_phonemes
@@ -26,7 +27,6 @@ from realtime.text.phonemize import Phonemizer
 
 __all__ = ["Chunk", "ChunkReason", "SchedulerConfig", "TextScheduler", "Word", "estimate_audio_s"]
 
-MAX_PHONEMES = 510  # Kokoro's limit (realtime.engine.model.MAX_PHONEMES; text knows no model)
 
 ChunkReason = Literal["eager", "sentence", "length", "timeout", "flush", "end", "phonemes"]
 # Kokoro's audio for a chunk of English text, roughly: a fixed part (onset and the pause at the

@@ -52,7 +52,7 @@ def state_for(config: ServerConfig) -> AppState:
     state = AppState(config)
     engine = Engine(ModelRunner(lm), EDFPolicy(max_batch=1))
     engine.start(warm_up=False)
-    state.model, state.engine = lm, engine
+    state.engine = engine
     state.phonemizers = {"en-us": Phonemizer("en-us")}
     state.status = "ready"
     return state

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from realtime.errors import ConfigError
-
-SAMPLE_RATE = 24_000
-MAX_PHONEMES = 510
+from realtime.kokoro import MAX_PHONEMES, SAMPLE_RATE  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True, slots=True)

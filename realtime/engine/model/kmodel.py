@@ -24,6 +24,7 @@ from transformers import AlbertConfig, AlbertModel
 
 from realtime.errors import InputError
 
+from ..info import unknown_symbols
 from .config import MAX_PHONEMES, KModelConfig
 from .decoder import Decoder
 from .layers import Pad, time_pad, zero_pad
@@ -111,9 +112,9 @@ class KModel(nn.Module):
     def phonemes_to_ids(self, phonemes: str) -> list[int]:
         """Map a phoneme string onto the vocab; an unknown symbol is an error naming it."""
         vocab = self.config.vocab
-        unknown = sorted({c for c in phonemes if c not in vocab})
+        unknown = {c for c in phonemes if c not in vocab}
         if unknown:
-            raise InputError("unknown phoneme symbol(s): " + ", ".join(repr(c) for c in unknown))
+            raise unknown_symbols(unknown)
         return [vocab[c] for c in phonemes]
 
     def forward(self, phonemes: str | Sequence[int] | Tensor, style: Tensor, speed: float = 1.0,

@@ -1,0 +1,39 @@
+"""The engine in this process: load the model, build the runner and policy for its device, and
+start the loop. The engine process of ``realtime serve --workers`` runs the same."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from realtime.config import EngineConfig
+
+from .engine import Engine
+from .policy import EDFPolicy
+from .registry import LoadedModel
+from .runner import ModelRunner, default_max_batch
+
+log = logging.getLogger("realtime.engine")
+
+
+def start_engine(lm: LoadedModel, cfg: EngineConfig,
+                 status: Callable[[str], None] | None = None) -> Engine:
+    """A started engine over ``lm``: static shapes and CUDA graphs on a GPU (unless turned
+    off), each batch at its own shape on a CPU; warmed up unless ``cfg.warm_up`` is off.
+    ``status`` hears what it is doing (for /readyz)."""
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    buckets = cfg.buckets() if lm.device.type == "cuda" and cfg.cuda_graphs else None
+    runner = ModelRunner(lm, cfg.dtype, buckets)  # type: ignore[arg-type]
+    max_batch = cfg.max_batch or default_max_batch(lm.device)
+    engine = Engine(runner, EDFPolicy(max_batch, cfg.max_frames, buckets=buckets),
+                    cfg.queue_limit)
+    if status is not None:
+        status("warming up the engine and capturing CUDA graphs" if buckets
+               else "warming up the engine")
+    engine.start(cfg.warm_up)
+    log.info("engine ready: model %s on %s (%s, batches of up to %d)", lm.name, lm.device,
+             runner.dtype, max_batch)
+    return engine
