@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from realtime.errors import ConfigError, InputError, RealtimeError
 from realtime.text.languages import AUTO, LANGUAGES
-from realtime.voice_names import blend_language
 
 if TYPE_CHECKING:
     from realtime.config import ServerConfig
@@ -92,6 +91,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        choices=["auto", "float32", "bfloat16", "float16"],
                        help="inference precision (default auto: float16 on CUDA, float32 on a "
                             "CPU)")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="session worker processes around one engine process (default: the "
+                            "CPU cores less one; 0: everything in one process)")
     serve.add_argument("--max-batch", type=int, default=None,
                        help="chunks per engine batch (default: 1 on a CPU, 128 on a GPU)")
     serve.add_argument("--queue-limit", type=int, default=None,
@@ -207,13 +209,20 @@ def serve_config(argv: list[str], env: Mapping[str, str] | None = None) -> Serve
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from realtime.server.app import serve
+    from realtime.server.processes import default_workers, serve_workers
 
     config = _serve_config(args)
+    workers = default_workers() if config.workers is None else config.workers
+    shape = (f"{workers} session worker{'s' if workers > 1 else ''} and an engine process"
+             if workers else "one process")
     print(f"realtime: serving on http://{config.host}:{config.port} (model {config.model}; "
-          f"/readyz turns 200 once it is loaded and warm)", file=sys.stderr)
-    serve(config)
-    return 0
+          f"{shape}; /readyz turns 200 once it is loaded and warm)", file=sys.stderr)
+    if workers == 0:
+        from realtime.server.app import serve
+
+        serve(config)
+        return 0
+    return serve_workers(config, workers)
 
 
 def _serve_config(args: argparse.Namespace, env: Mapping[str, str] | None = None
@@ -236,7 +245,8 @@ def _serve_config(args: argparse.Namespace, env: Mapping[str, str] | None = None
 
 
 def _phonemize(text: str, language: str) -> str:
-    """The server's text path: normalise, G2P, cut into chunks (see docs/text.md)."""
+    """Benchmark input: text through the server's text path (normalise, G2P, chunks; see
+    docs/text.md), the chunks' phonemes joined."""
     from realtime.session.scheduler import TextScheduler
     from realtime.text.phonemize import Phonemizer
 
@@ -249,18 +259,29 @@ def _phonemize(text: str, language: str) -> str:
 
 
 def _say(args: argparse.Namespace, lm: LoadedModel) -> int:
-    from realtime.codecs.wav import write_wav
-    from realtime.engine.model import SAMPLE_RATE
-    from realtime.synth import synthesize_phonemes
+    """A WebSocket session's path, one-shot: an engine in this process, the utterance through
+    the session protocol (``realtime.server.utterance``), the audio into a WAV file."""
+    import asyncio
 
-    language = args.language
-    if language == AUTO:
-        language = blend_language(args.voice or lm.default_voice)
-    phonemes = args.text if args.phonemes else _phonemize(args.text, language)
-    result = synthesize_phonemes(lm, phonemes, args.voice, args.speed, args.seed)
-    write_wav(args.output, result.audio, SAMPLE_RATE)
-    print(f"wrote {args.output}: {len(result.audio) / SAMPLE_RATE:.2f} s at {SAMPLE_RATE} Hz "
-          f"(phonemes: {result.phonemes})", file=sys.stderr)
+    from realtime.codecs import INPUT_RATE
+    from realtime.codecs.wav import wav_header
+    from realtime.config import EngineConfig
+    from realtime.engine.local import start_engine
+    from realtime.server.utterance import Utterance, synthesize
+    from realtime.text.phonemize import Phonemizer
+
+    utterance = Utterance(args.text, args.voice, args.speed, args.language,
+                          phonemes=args.phonemes, seed=args.seed)
+    # One utterance: no warm-up or CUDA graph capture (they pay off over many requests).
+    engine = start_engine(lm, EngineConfig(device=args.device, threads=args.threads,
+                                           warm_up=False, cuda_graphs=False))
+    try:
+        pcm = asyncio.run(synthesize(utterance, engine, Phonemizer, owner="say"))
+    finally:
+        engine.stop()
+    args.output.write_bytes(wav_header(INPUT_RATE, len(pcm) // 2) + pcm)
+    print(f"wrote {args.output}: {len(pcm) / 2 / INPUT_RATE:.2f} s at {INPUT_RATE} Hz",
+          file=sys.stderr)
     return 0
 
 

@@ -57,6 +57,10 @@ class ServerConfig:
     api_keys: tuple[str, ...] = ()  # empty: no authentication
     allowed_origins: tuple[str, ...] = ()  # empty: any Origin
     drain_timeout_s: float = 30.0  # SIGTERM: running contexts may finish this long, then 1001
+    # Processes (realtime serve): session workers around an engine process; 0: one process.
+    workers: int | None = None  # None: the CPU cores less one (at least 1)
+    engine_lost_s: float = 3.0  # a worker hearing no engine heartbeat this long: engine lost
+    engine_hang_s: float = 60.0  # one batch running longer: the engine is killed, restarted
     log_level: str = "info"
     # WebSocket sessions.
     max_sessions: int = 64  # beyond it: accepted, then closed 1013
@@ -74,6 +78,7 @@ class ServerConfig:
     egress_high_bytes: int = 1 << 20  # queued audio above this: the session stops scheduling
     egress_low_bytes: int = 256 << 10  # ... until it drains below this
     stall_timeout_s: float = 10.0  # one frame not taken by the client for this long: close
+    max_lead_s: float = 3.0  # per context, audio sent at most this far ahead of playback; 0: off
     # Cap chunk sizes so each is synthesised while the audio before it plays, planning for this
     # real-time factor: "auto" (measured), "off", or a number in (0, 1). See server/pace.py.
     chunk_plan_rtf: str = "auto"
@@ -89,6 +94,12 @@ class ServerConfig:
             raise ConfigError("need 0 < egress_low_bytes <= egress_high_bytes")
         if self.max_sessions < 1:
             raise ConfigError("max_sessions must be at least 1")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError(f"workers must be 0 (one process) or more, got {self.workers}")
+        if self.max_lead_s < 0:
+            raise ConfigError(f"max_lead_s must be 0 (off) or more, got {self.max_lead_s}")
+        if self.engine_lost_s <= 0 or self.engine_hang_s <= 0:
+            raise ConfigError("engine_lost_s and engine_hang_s must be positive")
         if self.language != AUTO and self.language not in LANGUAGES:
             raise ConfigError(f"language must be {AUTO} or one of {', '.join(LANGUAGES)}, "
                               f"got {self.language!r}")
@@ -123,7 +134,7 @@ def _convert(name: str, value: str, default: Any) -> Any:
         raise ConfigError(f"{name}: cannot read {value!r} as {type(default).__name__}") from exc
     if name.endswith(("MODEL_DIR", "CACHE_DIR", "WEB_DIR")):
         return Path(value)
-    if name.endswith(("THREADS", "OPUS_BITRATE", "MAX_BATCH")):
+    if name.endswith(("THREADS", "OPUS_BITRATE", "MAX_BATCH", "WORKERS")):
         try:
             return int(value)
         except ValueError as exc:

@@ -47,6 +47,7 @@ class Engine:
         self._cond = threading.Condition()
         self._queue: list[Pending] = []
         self._running: list[Pending] = []
+        self._batch_started: float | None = None  # when the running batch began (clock)
         self._seq = 0
         self._batches = 0
         self._chunks = 0
@@ -144,9 +145,17 @@ class Engine:
                 number = self._batches
             self._run(batch, number)
 
+    def busy_since(self) -> float | None:
+        """When the batch running now began (``clock``), or None: a watchdog's view."""
+        return self._batch_started
+
+    def watch(self, callback: Callable[[bool, str], None]) -> None:
+        """An engine in this process is never lost and found again: nothing to report."""
+
     def _run(self, batch: list[Pending], number: int) -> None:
         """Run a batch, delivering each chunk as soon as the runner yields it."""
         start = self.clock()
+        self._batch_started = start
         delivered = 0
         try:
             for index, audio, durations in self.runner.run([p.request for p in batch]):
@@ -172,6 +181,7 @@ class Engine:
         finally:
             with self._cond:
                 self._running = []
+                self._batch_started = None
 
     @staticmethod
     def _fail(p: Pending, exc: BaseException) -> None:

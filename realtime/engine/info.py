@@ -8,7 +8,7 @@ talks to: the in-process ``Engine`` and the remote one (``realtime.engine.ipc``)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -105,6 +105,10 @@ class EngineClient(Protocol):
         ...
 
     def stats(self) -> EngineStats:
+        ...
+
+    def watch(self, callback: Callable[[bool, str], None]) -> None:
+        """``callback(up, reason)`` when the engine is lost or back (from any thread)."""
         ...
 
     def stop(self, timeout: float = 30.0) -> None:

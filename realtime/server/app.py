@@ -34,14 +34,15 @@ from realtime.config import ServerConfig
 from realtime.engine.info import EngineClient
 from realtime.engine.request import ChunkResult
 from realtime.errors import EngineBusy, EngineStopped, InputError, RealtimeError, VoiceError
+from realtime.session.messages import CLOSE_INTERNAL
 from realtime.text.languages import AUTO, language_codes
 from realtime.text.phonemize import Phonemizer
 from realtime.voice_names import voice_info
 
-from .metrics import ServerMetrics
+from .metrics import ServerMetrics, multiprocess
 from .pace import Pace
 from .speech import FORMATS, observe_chunk, parse_speech, synthesize_speech
-from .ws import SessionPump, stream_endpoint
+from .ws import SessionPump, keepalive, stream_endpoint
 
 if TYPE_CHECKING:
     from realtime.engine.registry import LoadedModel
@@ -73,6 +74,15 @@ def local_engine(loader: Loader = registry_loader) -> EngineSource:
     return start
 
 
+def remote_engine(address: str, lost_after_s: float = 3.0) -> EngineSource:
+    """The engine process at ``address`` (``realtime serve --workers``): wait until it serves."""
+    def start(config: ServerConfig, status: Callable[[str], None]) -> EngineClient:
+        from realtime.engine.ipc import RemoteEngine
+
+        return RemoteEngine(address, lost_after_s).connect(status)
+    return start
+
+
 @dataclass
 class AppState:
     """What the routes share: one per app, built in ``create_app`` (no globals)."""
@@ -93,6 +103,25 @@ class AppState:
     def observe_chunk(self, res: ChunkResult, now: float) -> None:
         observe_chunk(self.metrics, res, now)
         self.pace.observe(res)
+
+    def engine_changed(self, up: bool, reason: str) -> None:
+        """The engine process was lost (or is back): readiness follows it. When lost, the
+        chunks waited for have failed (their contexts got an error), and every session is
+        closed with 1011, its reason telling the client to reconnect; new sessions get 1013
+        (not ready) until it serves again."""
+        if self.status == "draining":
+            return
+        if up:
+            self.status, self.reason = "ready", "serving"
+            log.info("engine back: serving")
+            return
+        self.status, self.reason = "loading", f"engine lost ({reason}); waiting for it"
+
+        def close_all() -> None:  # after the failed chunks' errors have been queued
+            for pump in list(self.sessions):
+                pump.close(CLOSE_INTERNAL, "engine process lost: reconnect")
+
+        asyncio.get_running_loop().call_later(0.1, close_all)
 
     async def drain(self) -> None:
         """Readiness goes false; new sessions get 1013; each open session closes with 1001
@@ -120,11 +149,18 @@ async def start_serving(state: AppState, source: EngineSource) -> None:
 
     try:
         engine = await asyncio.to_thread(source, cfg, status)
+        state.reason = "loading the text front end"
         for language in Phonemizer.languages():
             state.phonemizers[language] = await asyncio.to_thread(Phonemizer, language)
         state.pace = Pace(cfg.chunk_plan_rtf, engine.info.device.split(":")[0])
         state.engine = engine
         state.status, state.reason = "ready", "serving"
+        loop = asyncio.get_running_loop()
+
+        def changed(up: bool, reason: str) -> None:  # from the engine client's thread
+            loop.call_soon_threadsafe(state.engine_changed, up, reason)
+
+        engine.watch(changed)
         log.info("ready: model %s on %s", engine.info.name, engine.info.device)
     except RealtimeError as exc:
         state.status, state.reason = "failed", f"[{exc.code}] {exc.reason}"
@@ -135,17 +171,26 @@ async def start_serving(state: AppState, source: EngineSource) -> None:
 
 
 def create_app(config: ServerConfig, loader: Loader = registry_loader,
-               engine: EngineSource | None = None) -> Starlette:
-    """The app; its engine from ``engine``, else in this process over ``loader``'s model."""
-    state = AppState(config)
+               engine: EngineSource | None = None, role: str = "server") -> Starlette:
+    """The app; its engine from ``engine``, else in this process over ``loader``'s model.
+    ``role`` names the process in the metrics (``worker-0``, ...)."""
+    state = AppState(config, metrics=ServerMetrics(role))
     source = engine or local_engine(loader)
+
+    async def sample_process() -> None:  # other processes read this one's figures from files
+        while True:
+            state.metrics.process.update(ready=state.status == "ready")
+            await asyncio.sleep(1.0)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(start_serving(state, source))
+        sampler = asyncio.create_task(sample_process()) if multiprocess() else None
         try:
             yield
         finally:
+            if sampler is not None:
+                sampler.cancel()
             state.status, state.reason = "draining", "shutting down"
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -220,8 +265,8 @@ def _routes(state: AppState) -> list[BaseRoute]:
             req = parse_speech(body, state.config.voice or engine.info.default_voice,
                                state.config.max_input_chars, engine.info.check_voice,
                                state.config.language)
-            chunks = synthesize_speech(req, engine, state.phonemizer_for(req.language),
-                                       state.metrics)
+            chunks = synthesize_speech(req, engine, state.phonemizer_for, state.metrics,
+                                       plan_rtf=state.pace.plan_rtf)
             first = await anext(chunks)  # errors before any byte become a proper status
         except (InputError, VoiceError) as exc:
             return _error(400, exc.code, exc.reason)
@@ -311,8 +356,22 @@ class DrainingServer(uvicorn.Server):
 
 
 def serve(config: ServerConfig, loader: Loader = registry_loader) -> None:
-    """Run the server until SIGTERM / SIGINT (which drain first)."""
+    """Run the server in this process until SIGTERM / SIGINT (which drain first)."""
     app = create_app(config, loader)
-    uv = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
-                        ws="websockets-sansio", ws_max_size=config.max_message_bytes + 1024)
-    DrainingServer(uv, app.state.realtime).run()
+    DrainingServer(_uvicorn_config(app, config), app.state.realtime).run()
+
+
+def serve_on(config: ServerConfig, sock: socket.socket, engine: EngineSource,
+             role: str) -> None:
+    """A session worker: the app on a socket bound by the supervisor, its engine from
+    ``engine``; SIGTERM drains as in a single process."""
+    app = create_app(config, engine=engine, role=role)
+    DrainingServer(_uvicorn_config(app, config), app.state.realtime).run(sockets=[sock])
+
+
+def _uvicorn_config(app: Starlette, config: ServerConfig) -> uvicorn.Config:
+    ping = keepalive(config)
+    return uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
+                          ws="websockets-sansio", ws_max_size=config.max_message_bytes + 1024,
+                          ws_ping_interval=ping["ws_ping_interval"],
+                          ws_ping_timeout=ping["ws_ping_timeout"])

@@ -1,17 +1,15 @@
 """``POST /v1/audio/speech``, OpenAI-compatible: text in, audio out, whole or streamed.
 
-The text takes the server's own path (normalise, G2P, chunks at sentence boundaries); every
-chunk is queued in the engine at once, with the deadlines playback would give them, and the
-audio is encoded and sent in order as it comes. A client that goes away cancels what is left.
+The body is validated here; the audio takes a WebSocket session's path (``utterance.speak``:
+the session protocol's chunks and deadlines, the same engine client) and its 24 kHz PCM is
+re-encoded in the response format as it comes. A client that goes away cancels what is left.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
-import time
-import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,17 +17,17 @@ import numpy as np
 
 from realtime.codecs import INPUT_RATE, make_encoder
 from realtime.codecs.ogg import OggOpusStream
-from realtime.codecs.wav import pcm16, wav_header
+from realtime.codecs.wav import wav_header
 from realtime.engine.info import EngineClient
-from realtime.engine.request import ChunkRequest, ChunkResult
+from realtime.engine.request import ChunkResult
 from realtime.errors import InputError, RealtimeError
 from realtime.kokoro import MAX_SPEED, MIN_SPEED
-from realtime.session.scheduler import TextScheduler
 from realtime.text.languages import AUTO, LANGUAGES
 from realtime.text.phonemize import Phonemizer
 from realtime.voice_names import blend_language
 
 from .metrics import ServerMetrics
+from .utterance import Utterance, speak
 
 log = logging.getLogger("realtime.server")
 
@@ -88,7 +86,8 @@ def parse_speech(body: Any, default_voice: str, max_chars: int,
 
 
 class _Encoder:
-    """One response's bytes: a header (streamed WAV), then encoded audio, then a tail."""
+    """One response's bytes from the utterance's PCM16 (24 kHz): a header (streamed WAV), then
+    encoded audio, then a tail."""
 
     def __init__(self, fmt: str) -> None:
         self.fmt = fmt
@@ -100,12 +99,12 @@ class _Encoder:
             return self._ogg.header()
         return wav_header(INPUT_RATE, None) if self.fmt == "wav" and streaming else b""
 
-    def push(self, audio: np.ndarray) -> bytes:
+    def push(self, pcm: bytes) -> bytes:
         if self._ogg is not None:
-            return self._ogg.push(audio)
+            return self._ogg.push(_samples(pcm))
         if self._mulaw is not None:
-            return b"".join(f.data for f in self._mulaw.push(audio))
-        return pcm16(audio)
+            return b"".join(f.data for f in self._mulaw.push(_samples(pcm)))
+        return pcm  # wav, pcm: as it comes
 
     def tail(self) -> bytes:
         if self._ogg is not None:
@@ -115,39 +114,31 @@ class _Encoder:
         return b""
 
 
-async def synthesize_speech(req: SpeechRequest, engine: EngineClient, phonemizer: Phonemizer,
-                            metrics: ServerMetrics) -> AsyncGenerator[bytes, None]:
+async def synthesize_speech(req: SpeechRequest, engine: EngineClient,
+                            phonemizer: Callable[[str], Phonemizer], metrics: ServerMetrics,
+                            plan_rtf: Callable[[], float | None] | None = None
+                            ) -> AsyncGenerator[bytes, None]:
     """Bytes of the response body, in order, as the engine makes the audio (streamed WAV has a
-    header with unknown sizes; the whole-file WAV is built by the caller from ``pcm``)."""
-    scheduler = TextScheduler(phonemizer)
-    chunks = [c for c in scheduler.push(req.input, 0.0) + scheduler.end(0.0) if c.phonemes]
-    if not chunks:
-        raise InputError("nothing to say: the input has no speakable words")
-    owner = f"http-{uuid.uuid4().hex[:12]}"
-    start = time.monotonic()
-    futures = []
-    due = start
+    header with unknown sizes; the whole-file WAV is built by the caller from ``pcm``). Nothing
+    is yielded before the first audio, so an error before it can still get its own status."""
+    utterance = Utterance(req.input, req.voice, req.speed, req.language)
+
+    def first_audio(message: Mapping[str, Any]) -> None:
+        first = message.get("first_audio_ms")
+        if isinstance(first, int | float):
+            metrics.first_audio.observe(first / 1000.0)
+
+    audio = speak(utterance, engine, phonemizer, observe=first_audio, plan_rtf=plan_rtf,
+                  on_result=lambda res: observe_chunk(metrics, res, engine.clock()),
+                  owner="http")
+    encoder = _Encoder(req.response_format)
+    head = encoder.head(req.stream)
     try:
-        for i, chunk in enumerate(chunks):
-            request = ChunkRequest(owner, "speech", chunk.phonemes, req.voice, due, req.speed,
-                                   chunk_id=i)
-            futures.append(engine.submit(request))
-            # Later chunks are due when the audio before them would have played out.
-            due += request.est_audio_s
-        encoder = _Encoder(req.response_format)
-        head = encoder.head(req.stream)
-        if head:
-            yield head
-        first = True
-        for fut in futures:
-            res: ChunkResult = await asyncio.wrap_future(fut)
-            observe_chunk(metrics, res, engine.clock())
-            data = encoder.push(res.audio)
-            if first:
-                metrics.first_audio.observe(time.monotonic() - start)
-                first = False
-            if data:
-                yield data
+        async with contextlib.aclosing(audio):  # a client gone mid-way: nothing more runs
+            async for pcm in audio:
+                data, head = head + encoder.push(pcm), b""
+                if data:
+                    yield data
         tail = encoder.tail()
         if tail:
             yield tail
@@ -155,8 +146,11 @@ async def synthesize_speech(req: SpeechRequest, engine: EngineClient, phonemizer
     except RealtimeError:
         metrics.requests.labels("error").inc()
         raise
-    finally:
-        engine.cancel(owner)  # a client gone mid-way: nothing more runs for it
+
+
+def _samples(pcm: bytes) -> np.ndarray:
+    """PCM16-LE -> float32 in [-1, 1] (the inverse of ``codecs.wav.to_int16``)."""
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32767.0
 
 
 def observe_chunk(metrics: ServerMetrics, res: ChunkResult, now: float) -> None:

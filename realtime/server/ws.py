@@ -5,6 +5,13 @@ Per session, three tasks: the reader (frames in), the writer (frames out: contro
 overtake queued audio; the egress queue's size drives ``pause``/``resume``; a frame the client
 does not take within ``stall_timeout_s`` closes the session) and the timer (``poll`` at
 ``next_deadline``, and the drain check). Engine results arrive as future callbacks on the loop.
+
+Pacing is the protocol's: each context's audio comes out of it no more than ``max_lead_s``
+ahead of real-time playback (``poll`` releases the rest as playback catches up), so the egress
+queue stays short and the byte water marks are only a session-wide backstop. A client that stops
+reading therefore no longer fills the kernel's buffers soon enough to block a ``send``; it is
+caught by WebSocket pings instead (``keepalive``, uvicorn's ``ws_ping_interval`` and
+``ws_ping_timeout``): a client library that stops reading stops answering them.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from realtime.config import ServerConfig
 from realtime.engine.info import EngineClient
 from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.errors import ChunkCancelled
@@ -43,6 +51,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("realtime.server")
 
+# The share of stall_timeout_s given to uvicorn's keepalive. A client that stops reading is
+# dropped at most ping interval + ping timeout = 0.8 stall after its socket is last read: the
+# rest is margin for a client library to fill its receive queue first (``websockets`` reads
+# until 16 messages wait: well under a second of audio frames) and for the next write. The
+# timeout is the larger share: a pong can queue behind up to max_lead_s of audio that a client
+# reading no faster than it plays takes that long to reach.
+PING_INTERVAL_SHARE = 0.3
+PING_TIMEOUT_SHARE = 0.5
+
+
+def keepalive(config: ServerConfig) -> dict[str, float]:
+    """uvicorn settings (``uvicorn.Config(**keepalive(config))``) that close a connection whose
+    client answers no ping within ``stall_timeout_s`` (websockets-sansio: close 1011
+    ``keepalive ping timeout``); the session then ends at its next write."""
+    stall = config.stall_timeout_s
+    return {"ws_ping_interval": PING_INTERVAL_SHARE * stall,
+            "ws_ping_timeout": PING_TIMEOUT_SHARE * stall}
+
 
 def session_settings(state: AppState) -> SessionSettings:
     cfg, engine = state.config, state.engine
@@ -51,7 +77,7 @@ def session_settings(state: AppState) -> SessionSettings:
     return SessionSettings(
         voices=info.voices, voice=cfg.voice or info.default_voice, codec=cfg.codec,
         sample_rate=cfg.sample_rate, frame_ms=cfg.frame_ms, language=cfg.language,
-        opus_bitrate=cfg.opus_bitrate,
+        opus_bitrate=cfg.opus_bitrate, max_lead_s=cfg.max_lead_s or None,  # 0: no bound
         limits=Limits(max_message_bytes=cfg.max_message_bytes, max_text_chars=cfg.max_text_chars,
                       max_buffered_chars=cfg.max_buffered_chars, max_contexts=cfg.max_contexts,
                       rate_messages_per_s=cfg.rate_messages_per_s, rate_burst=cfg.rate_burst,
@@ -73,7 +99,6 @@ class SessionPump:
         self.control: deque[Send] = deque()
         self.audio: deque[Send] = deque()
         self.queued = 0
-        self.paused = False
         self.closing: Close | None = None
         self.draining = False
         self.stopped = False
@@ -107,6 +132,11 @@ class SessionPump:
             await asyncio.wait(tasks, timeout=5)
             self.engine.cancel(self.session_id)
 
+    @property
+    def paused(self) -> bool:
+        """Egress above the high water mark (the protocol keeps the flag)."""
+        return self.proto.paused
+
     def _observe(self, metrics: Mapping[str, Any]) -> None:
         first = metrics.get("first_audio_ms")
         if isinstance(first, int | float):
@@ -129,7 +159,6 @@ class SessionPump:
                     (self.control if a.kind == "control" else self.audio).append(a)
                     self.queued += len(a.frame)
                     if not self.paused and self.queued > self.high:
-                        self.paused = True
                         self.proto.pause()
                     self.wake_writer.set()
                 elif isinstance(a, Submit):
@@ -186,7 +215,6 @@ class SessionPump:
                 send = self.control.popleft() if self.control else self.audio.popleft()
                 self.queued -= len(send.frame)
                 if self.paused and self.queued <= self.low:
-                    self.paused = False
                     self.proto.resume(self.clock())
                     self._execute()
                 try:
@@ -224,7 +252,8 @@ class SessionPump:
 async def stream_endpoint(ws: WebSocket, state: AppState,
                           authorised: Callable[[WebSocket], bool]) -> None:
     """Accept, then refuse with a close code a browser can see, or run the session."""
-    await ws.accept()
+    # Which process serves the session (a worker's role: worker-0, ...), for operators and tests.
+    await ws.accept(headers=[(b"x-realtime-worker", state.metrics.process.role.encode())])
     origins = state.config.allowed_origins
     refusal: tuple[int, str] | None = None
     if not authorised(ws):

@@ -4,6 +4,12 @@
 engine results into server messages in chunk order (results may come back out of order across
 a batch), keeps what was sent and spoken for ``cancelled``, and fires ``flushed``/``done`` once
 the last audio before them has gone out.
+
+With a lead bound (``max_lead_s``) it also paces its audio stream: a listener is modelled as
+playing the context's audio in real time from its first frame, pausing when it runs out (so an
+idle gap between utterances earns no credit), and the stream's messages are handed out only
+while the audio written stays at most ``max_lead_s`` ahead of that playback; the rest waits in
+``outbox``, in order. ``may_submit`` keeps synthesis from running further ahead than that.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import numpy as np
 
 from realtime.codecs import StreamEncoder
 from realtime.codecs.twilio import TwilioFramer
-from realtime.engine.request import ChunkRequest, ChunkResult
+from realtime.engine.request import FRAME_S, FRAMES_PER_PHONEME, ChunkRequest, ChunkResult
 from realtime.errors import ChunkCancelled, EngineBusy, EngineStopped, InputError, RealtimeError
 from realtime.session.alignment import word_timings
 from realtime.session.messages import ErrorCode, MessageId, ServerMessage, Timestamps
@@ -34,6 +40,10 @@ Out = tuple[ServerMessage | dict[str, Any], StreamKind]
 
 HOLD_MARGIN_S = 0.5  # spare time when the buffer delay of later text finally fires
 FAST_RTF = 0.2  # the pace assumed without a chunk plan (the server plans below 0.2: none)
+# Held audio goes out in batches of about this much (never past the lead): one timer wake-up
+# per batch per context instead of one per frame.
+RELEASE_BATCH_S = 0.1
+_EPS = 1e-6  # float slack on the clock comparisons (a deadline met must release)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +78,9 @@ class _Marker:
     flush_id: MessageId | None = None
 
 
+_Item = tuple[Out, float]  # a message of the audio stream and the ms of audio it carries
+
+
 @dataclass(eq=False, slots=True)
 class Context:
     """The state of one ``context_id`` (see the module doc)."""
@@ -92,7 +105,12 @@ class Context:
     stream_base_ms: float = 0.0  # timeline position of that flush
     spoken: list[tuple[float, int]] = field(default_factory=list)  # (end_ms, char_end) per word
     markers: deque[_Marker] = field(default_factory=deque)
-    held: list[Chunk] = field(default_factory=list)  # chunks kept back while output is paused
+    held: list[Chunk] = field(default_factory=list)  # chunks cut but not yet submitted
+    max_lead_s: float | None = None  # None: no lead bound (everything goes out at once)
+    outbox: deque[_Item] = field(default_factory=deque)  # the audio stream beyond the lead
+    outbox_ms: float = 0.0  # audio in it
+    sent_ms: float = 0.0  # audio handed out (written): ``cancelled``'s audio_sent_ms
+    plays_until: float | None = None  # when the audio handed out runs out in playback
 
     @property
     def buffered_chars(self) -> int:
@@ -110,14 +128,48 @@ class Context:
 
     def deadline(self, now: float) -> float:
         """When the next chunk is needed: when the audio sent and queued so far runs out."""
-        if not self.slots and self.first_audio_at is None:
-            return now
-        return self._audio_end(self.first_audio_at if self.first_audio_at is not None else now)
+        return self._audio_end(now)
 
-    def _audio_end(self, start: float) -> float:
-        """When the audio sent and queued runs out, if playback began at ``start``."""
-        queued_s = sum(r.est_audio_s for r in self.pending)
-        return start + self.frames_ms / 1000.0 + queued_s
+    def _audio_end(self, now: float) -> float:
+        """When the listener runs out of audio: what was written, then what is held back, then
+        the estimate of the chunks in synthesis (``now`` if that is all played or nothing)."""
+        start = now if self.plays_until is None else max(self.plays_until, now)
+        return start + self.outbox_ms / 1000.0 + self._queued_s()
+
+    def _queued_s(self) -> float:
+        return sum(r.est_audio_s for r in self.pending)
+
+    def lead(self, now: float) -> float:
+        """Audio written ahead of the listener's playback (seconds, >= 0)."""
+        return 0.0 if self.plays_until is None else max(0.0, self.plays_until - now)
+
+    def may_submit(self, chunk: Chunk, now: float) -> bool:
+        """Whether ``chunk`` may go to the engine now: without a lead bound, yes; with one,
+        once the audio ahead of the listener (written, held back, in synthesis) is down to the
+        lead plus the time the chunk takes to synthesise (see ``_gate``)."""
+        if self.max_lead_s is None or not chunk.phonemes:
+            return True
+        return self._audio_end(now) - now <= self._gate(chunk) + _EPS
+
+    def next_submit(self) -> float | None:
+        """When ``may_submit`` turns true for the first held chunk by time alone (None: it does
+        now, it waits for an engine result, or there is none)."""
+        if self.max_lead_s is None or not self.held or not self.held[0].phonemes:
+            return None
+        queued, gate = self._queued_s(), self._gate(self.held[0])
+        if self.plays_until is None or queued > gate:
+            return None  # nothing plays yet, or only results coming back can open the gate
+        return self.plays_until + self.outbox_ms / 1000.0 + queued - gate
+
+    def _gate(self, chunk: Chunk) -> float:
+        # The lead, plus the time to synthesise the chunk at the planned pace: the chunk comes
+        # back with about the lead still in hand, so a slow engine is not starved by the bound.
+        assert self.max_lead_s is not None
+        return self.max_lead_s + (self.scheduler.config.plan_rtf or FAST_RTF) * self._est_s(chunk)
+
+    def _est_s(self, chunk: Chunk) -> float:
+        """The chunk's audio as ``ChunkRequest.est_audio_s`` will estimate it."""
+        return len(chunk.phonemes) * FRAMES_PER_PHONEME * FRAME_S / self.settings.speed
 
     def text_hold_until(self) -> float | None:
         """Until when text after the first chunk may wait for a sentence or clause end rather
@@ -128,7 +180,8 @@ class Context:
         while no audio has started."""
         if self.first_audio_at is None or self.scheduler.config.plan_rtf is not None:
             return None
-        runs_out = self._audio_end(self.first_audio_at)
+        # (no `now`: the playback clock's end; chunks kept back for the lead will play too)
+        runs_out = self._audio_end(self.first_audio_at) + sum(map(self._est_s, self.held))
         waiting = estimate_audio_s(len(self.scheduler.pending_text.strip()))
         return runs_out - FAST_RTF * waiting - HOLD_MARGIN_S
 
@@ -136,46 +189,82 @@ class Context:
         self.markers.append(_Marker(self.created + len(self.held), kind, flush_id))
 
     def deliver(self, now: float) -> list[Out]:
-        """Messages for every chunk now deliverable in order, and the markers they release."""
-        out: list[Out] = []
+        """Messages to write now: of every chunk deliverable in order and the markers they
+        release, as far as the lead bound lets them go (the rest waits for ``next_release``)."""
+        control: list[Out] = []  # errors may overtake the audio stream, held or not
         while True:
             while self.markers and self.markers[0].upto <= self.delivered:
-                out += self._fire(self.markers.popleft(), now)
+                self._queue(self._fire(self.markers.popleft(), now), control)
             if not self.slots or not self.slots[0].ready:
-                return out
-            out += self._chunk(self.slots.popleft(), now)
+                break
+            self._queue(self._chunk(self.slots.popleft(), now), control)
             self.delivered += 1
+        return control + self._release(now)
+
+    def next_release(self) -> float | None:
+        """When ``deliver`` next has held-back audio to hand out (None: nothing is held)."""
+        if not self.outbox or self.max_lead_s is None or self.plays_until is None:
+            return None
+        room = max(self.outbox[0][1] / 1000.0, RELEASE_BATCH_S)
+        return self.plays_until - max(0.0, self.max_lead_s - room)
+
+    def _queue(self, items: list[_Item], control: list[Out]) -> None:
+        for out, ms in items:
+            if out[1] == "control":
+                control.append(out)
+            else:
+                self.outbox.append((out, ms))
+                self.outbox_ms += ms
+
+    def _release(self, now: float) -> list[Out]:
+        out: list[Out] = []
+        while self.outbox:
+            message, ms = self.outbox[0]
+            if ms:
+                lead = self.lead(now)
+                if self.max_lead_s is not None and lead > 0 and (
+                        lead + ms / 1000.0 > self.max_lead_s + _EPS):
+                    break
+                start = now if self.plays_until is None else max(self.plays_until, now)
+                self.plays_until = start + ms / 1000.0
+                self.sent_ms += ms
+                self.outbox_ms -= ms
+            self.outbox.popleft()
+            out.append(message)
+        if not self.outbox:
+            self.outbox_ms = 0.0  # no float drift
+        return out
 
     @property
     def busy(self) -> bool:
-        """Chunks are waiting for synthesis or delivery."""
-        return bool(self.slots or self.held)
+        """Chunks are waiting for synthesis or delivery (audio held back counts)."""
+        return bool(self.slots or self.held or self.outbox)
 
     @property
     def finished(self) -> bool:
         """``done`` has been sent: the session may forget this context."""
-        return self.ended and not self.markers and not self.slots
+        return self.ended and not self.markers and not self.slots and not self.outbox
 
     def cancelled(self, played_ms: float | None) -> dict[str, Any]:
         """The fields of ``cancelled``: audio sent, and the text split where playback stopped."""
-        point = self.frames_ms if played_ms is None else min(played_ms, self.frames_ms)
+        point = self.sent_ms if played_ms is None else min(played_ms, self.sent_ms)
         cut = max((c for end, c in self.spoken if end <= point + 1e-6), default=0)
-        return {"audio_sent_ms": self.frames_ms, "text_spoken": self.text[:cut],
+        return {"audio_sent_ms": self.sent_ms, "text_spoken": self.text[:cut],
                 "text_unspoken": self.text[cut:]}
 
-    def _chunk(self, slot: _Slot, now: float) -> list[Out]:
+    def _chunk(self, slot: _Slot, now: float) -> list[_Item]:
         chunk, result = slot.chunk, slot.outcome
         self.voiced_chars = max(self.voiced_chars, chunk.char_end)
         if isinstance(result, BaseException):
             refused = isinstance(result, EngineBusy | EngineStopped | ChunkCancelled)
             code: ErrorCode = "overloaded" if refused else "internal"
             reason = result.reason if isinstance(result, RealtimeError) else type(result).__name__
-            return [({"type": "error", "code": code, "context_id": self.id,
-                      "message": f"chunk {chunk.index} was not synthesised: {reason}"},
-                     "control")]
+            return [(({"type": "error", "code": code, "context_id": self.id,
+                       "message": f"chunk {chunk.index} was not synthesised: {reason}"},
+                      "control"), 0.0)]
         if result is None:
             return []
-        out: list[Out] = []
+        out: list[_Item] = []
         offset = self.stream_base_ms + self.stream_in * 1000.0 / ENGINE_RATE
         try:
             timings = word_timings(chunk, [int(d) for d in result.durations], offset)
@@ -183,10 +272,10 @@ class Context:
             timings = []
         self.spoken += [(t.end_ms, t.char_end) for t in timings]
         if self.settings.timestamps == "word":
-            out.append(({"type": "alignment", "context_id": self.id, "chunk": chunk.index,
-                         "words": [{"word": t.word, "start_ms": round(t.start_ms, 1),
-                                    "end_ms": round(t.end_ms, 1), "char_start": t.char_start,
-                                    "char_end": t.char_end} for t in timings]}, "audio"))
+            out.append((({"type": "alignment", "context_id": self.id, "chunk": chunk.index,
+                          "words": [{"word": t.word, "start_ms": round(t.start_ms, 1),
+                                     "end_ms": round(t.end_ms, 1), "char_start": t.char_start,
+                                     "char_end": t.char_end} for t in timings]}, "audio"), 0.0))
         samples = np.asarray(result.audio, dtype=np.float32)
         out += self._push(samples, f"{self.id}:{chunk.index}", now)
         self.stream_in += len(samples)
@@ -204,17 +293,17 @@ class Context:
             start = self.first_text_at if self.first_text_at is not None else now
             metrics["first_audio_ms"] = round((self.first_audio_at - start) * 1000.0, 2)
             self.first_audio_reported = True
-        out.append((metrics, "audio"))
+        out.append(((metrics, "audio"), 0.0))
         return out
 
-    def _push(self, samples: np.ndarray, mark: str, now: float) -> list[Out]:
+    def _push(self, samples: np.ndarray, mark: str, now: float) -> list[_Item]:
         if isinstance(self.audio, TwilioFramer):
             before = self.audio.encoder.frames_out
             twilio = self.audio.push_chunk(samples, mark)
             return self._twilio(twilio, before, now)
         return self._frames(self.audio.push(samples), now)
 
-    def _flush_audio(self, now: float) -> list[Out]:
+    def _flush_audio(self, now: float) -> list[_Item]:
         if isinstance(self.audio, TwilioFramer):
             before = self.audio.encoder.frames_out
             out = self._twilio(self.audio.flush(), before, now)
@@ -226,34 +315,38 @@ class Context:
         self.stream_in = 0
         return out
 
-    def _frames(self, frames: list[Any], now: float) -> list[Out]:
-        out: list[Out] = []
+    def _frames(self, frames: list[Any], now: float) -> list[_Item]:
+        out: list[_Item] = []
         for f in frames:
-            out.append(({"type": "audio", "context_id": self.id, "seq": self.seq,
-                         "offset_ms": f.offset_ms, "duration_ms": f.duration_ms,
-                         "data": f.data}, "audio"))
-            self._sent(f.duration_ms, now)
+            out.append((({"type": "audio", "context_id": self.id, "seq": self.seq,
+                          "offset_ms": f.offset_ms, "duration_ms": f.duration_ms,
+                          "data": f.data}, "audio"), float(f.duration_ms)))
+            self._made(f.duration_ms, now)
         return out
 
-    def _twilio(self, messages: list[Any], before: int, now: float) -> list[Out]:
+    def _twilio(self, messages: list[Any], before: int, now: float) -> list[_Item]:
         sent = (self.audio.encoder.frames_out - before) if isinstance(
             self.audio, TwilioFramer) else 0
         for _ in range(sent):
-            self._sent(self.settings.frame_ms, now)
-        return [(dict(m), "audio") for m in messages]
+            self._made(self.settings.frame_ms, now)
+        # one `media` per frame; `mark`s carry no audio
+        return [((dict(m), "audio"), float(self.settings.frame_ms) if m.get("event") == "media"
+                 else 0.0) for m in messages]
 
-    def _sent(self, duration_ms: float, now: float) -> None:
+    def _made(self, duration_ms: float, now: float) -> None:
+        # The timeline (seq, offsets, ``done``'s audio_ms). A context's first frame is never
+        # held back (nothing is ahead of it), so it is also the first written: first_audio_at.
         if self.first_audio_at is None:
             self.first_audio_at = now
         self.seq += 1
         self.frames_ms += duration_ms
 
-    def _fire(self, marker: _Marker, now: float) -> list[Out]:
+    def _fire(self, marker: _Marker, now: float) -> list[_Item]:
         out = self._flush_audio(now)
         if marker.kind == "flush":
-            out.append(({"type": "flushed", "context_id": self.id,
-                         "flush_id": marker.flush_id}, "audio"))
+            out.append((({"type": "flushed", "context_id": self.id,
+                          "flush_id": marker.flush_id}, "audio"), 0.0))
         else:
-            out.append(({"type": "done", "context_id": self.id, "audio_ms": self.frames_ms,
-                         "chunks": self.synthesised}, "audio"))
+            out.append((({"type": "done", "context_id": self.id, "audio_ms": self.frames_ms,
+                          "chunks": self.synthesised}, "audio"), 0.0))
         return out

@@ -4,7 +4,8 @@
 imports no torch; the clock is passed in (seconds, ``time.monotonic()``). The endpoint pumps:
 
 - each frame received -> ``receive(frame, now)``; each engine outcome ->
-  ``chunk_done(request, result_or_exception, now)``; at ``next_deadline()`` -> ``poll(now)``;
+  ``chunk_done(request, result_or_exception, now)``; at ``next_deadline()`` -> ``poll(now)``
+  (buffer delays, the idle timeout, and the audio each context held back for its lead bound);
   the socket gone -> ``connection_lost()``; egress above its high water mark -> ``pause()``,
   below the low one -> ``resume(now)``; server draining -> wait while ``busy``, then
   ``close(1001, ...)``;
@@ -12,6 +13,11 @@ imports no torch; the clock is passed in (seconds, ``time.monotonic()``). The en
   ``"control"`` may overtake queued ``"audio"`` frames), ``Submit`` (give the chunk to the
   engine), ``CancelChunks`` (cancel the engine's chunks of that context and drop the context's
   ``"audio"`` Sends not yet written), ``Close`` (close the socket with the code).
+
+With ``SessionSettings.max_lead_s`` set, each context's audio stream is paced here, not in the
+endpoint: its ``"audio"`` Sends come out no more than ``max_lead_s`` of audio ahead of real-time
+playback from its first frame, and its chunks are submitted only as far ahead as that needs
+(see ``Context``). A Send is meant to be written at once.
 
 See docs/protocol.md for the wire contract this implements.
 """
@@ -27,7 +33,7 @@ from typing import Any
 from realtime.codecs import CODECS, SAMPLE_RATES, StreamEncoder, make_encoder
 from realtime.codecs.twilio import TWILIO_RATE, TwilioFramer
 from realtime.engine.request import ChunkRequest, ChunkResult
-from realtime.errors import RealtimeError
+from realtime.errors import ConfigError, RealtimeError
 from realtime.session.context import Context, ContextSettings, StreamKind
 from realtime.session.messages import (
     CLOSE_INTERNAL,
@@ -78,6 +84,13 @@ class SessionSettings:
     opus_bitrate: int | None = None
     opus_complexity: int = 9
     seed: int | None = None  # passed to every ChunkRequest
+    # Each context's audio is sent at most this far (seconds) ahead of real-time playback, and
+    # synthesised little further; None: as fast as it is made.
+    max_lead_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_lead_s is not None and not self.max_lead_s > 0:
+            raise ConfigError(f"max_lead_s must be positive (or None), got {self.max_lead_s}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,18 +214,20 @@ class SessionProtocol:
         ctx, slot = entry
         slot.outcome = outcome
         try:
-            self._deliver(ctx, now)
+            self._advance(ctx, now)
         except Exception:
             self._fail("an engine result")
 
     def poll(self, now: float) -> None:
-        """Timers: text that waited ``max_buffer_delay_ms`` becomes a chunk; idle timeout."""
+        """Timers: text that waited ``max_buffer_delay_ms`` becomes a chunk; audio held back
+        for the lead bound goes out, and chunks kept back for it are submitted, as playback
+        catches up; idle timeout."""
         if self.closed:
             return
         try:
             for ctx in list(self._contexts.values()):
                 ctx.scheduler.hold_until = ctx.text_hold_until()
-                self._schedule(ctx, ctx.scheduler.poll(now), now)
+                self._schedule(ctx, ctx.scheduler.poll(now), now)  # and held audio, chunks
         except Exception:
             self._fail("a timer")
             return
@@ -225,20 +240,27 @@ class SessionProtocol:
         for c in self._contexts.values():
             c.scheduler.hold_until = c.text_hold_until()
         times = [t for c in self._contexts.values()
-                 if (t := c.scheduler.next_deadline()) is not None]
+                 for t in (c.scheduler.next_deadline(), c.next_release(),
+                           None if self._paused else c.next_submit()) if t is not None]
         idle = self._idle_deadline()
         return min([*times, idle] if idle is not None else times, default=None)
 
     def pause(self) -> None:
-        """Backpressure: chunks that become ready are kept back, not submitted."""
+        """Backpressure on the whole session (the endpoint's egress queue is full): chunks
+        that become ready are kept back, not submitted."""
         self._paused = True
 
     def resume(self, now: float) -> None:
-        """Submit what ``pause`` kept back (deadlines computed now)."""
+        """Submit what ``pause`` kept back (deadlines computed now), as far as each context's
+        lead bound allows."""
         self._paused = False
         for ctx in list(self._contexts.values()):
-            held, ctx.held = ctx.held, []
-            self._schedule(ctx, held, now)
+            self._advance(ctx, now)
+
+    @property
+    def paused(self) -> bool:
+        """Between ``pause`` and ``resume``."""
+        return self._paused
 
     def close(self, code: int, reason: str) -> None:
         """End the session from the server side (drain: 1001): cancel all, then ``Close``."""
@@ -298,7 +320,7 @@ class SessionProtocol:
         elif msg["type"] == "flush":
             self._schedule(ctx, ctx.scheduler.flush(now), now)
             ctx.mark("flush", msg.get("flush_id"))
-            self._deliver(ctx, now)
+            self._advance(ctx, now)
         elif msg["type"] == "update":
             voice, speed = msg.get("voice", ctx.settings.voice), msg.get("speed")
             self._voice(voice, cid)
@@ -308,7 +330,7 @@ class SessionProtocol:
             self._schedule(ctx, ctx.scheduler.end(now), now)
             ctx.ended = True
             ctx.mark("end")
-            self._deliver(ctx, now)
+            self._advance(ctx, now)
 
     def _open(self, cid: str, msg: StartMessage, now: float) -> Context:
         self._finished.pop(cid, None)
@@ -333,7 +355,7 @@ class SessionProtocol:
                          plan_rtf=(self._plan_rtf() if self._plan_rtf is not None
                                    else s.scheduler.plan_rtf))
         ctx = Context(cid, settings, TextScheduler(self._phonemizer(settings.language), config),
-                      audio)
+                      audio, max_lead_s=s.max_lead_s)
         self._contexts[cid] = ctx
         return ctx
 
@@ -396,21 +418,26 @@ class SessionProtocol:
     # chunks and audio
 
     def _schedule(self, ctx: Context, chunks: list[Chunk], now: float) -> None:
-        if self._paused:
-            ctx.held += chunks
-            return
-        for chunk in chunks:
+        ctx.held += chunks
+        self._advance(ctx, now)
+
+    def _advance(self, ctx: Context, now: float) -> None:
+        """Send what the context may send now, and submit its chunks in order while the session
+        is not paused and its lead bound allows (an empty chunk needs no engine: it goes too)."""
+        self._deliver(ctx, now)
+        while ctx.held and not self._paused and ctx.may_submit(ctx.held[0], now):
+            chunk = ctx.held.pop(0)
             if not chunk.phonemes:
                 ctx.add(chunk, None)
-                continue
-            request = ChunkRequest(
-                session=self.session_id, context=ctx.id, phonemes=chunk.phonemes,
-                voice=ctx.settings.voice, deadline=ctx.deadline(now), speed=ctx.settings.speed,
-                seed=self.settings.seed, chunk_id=self._next_chunk_id)
-            self._next_chunk_id += 1
-            self._inflight[request.chunk_id] = (ctx, ctx.add(chunk, request))
-            self._actions.append(Submit(request))
-        if chunks:
+            else:
+                request = ChunkRequest(
+                    session=self.session_id, context=ctx.id, phonemes=chunk.phonemes,
+                    voice=ctx.settings.voice, deadline=ctx.deadline(now),
+                    speed=ctx.settings.speed, seed=self.settings.seed,
+                    chunk_id=self._next_chunk_id)
+                self._next_chunk_id += 1
+                self._inflight[request.chunk_id] = (ctx, ctx.add(chunk, request))
+                self._actions.append(Submit(request))
             self._deliver(ctx, now)
 
     def _deliver(self, ctx: Context, now: float) -> None:
@@ -482,7 +509,8 @@ class SessionProtocol:
         return {
             "type": "ready", "session_id": self.session_id, "protocol": PROTOCOL_VERSION,
             "codecs": list(CODECS), "sample_rates": {c: list(SAMPLE_RATES[c]) for c in CODECS},
-            "voices": list(s.voices), "limits": s.limits.as_wire(),
+            "voices": list(s.voices),
+            "limits": s.limits.as_wire() | ({"max_lead_s": s.max_lead_s} if s.max_lead_s else {}),
             "voice_info": [voice_info(name).as_wire() for name in s.voices],
             "languages": [AUTO, *language_codes()],
             "defaults": {"voice": s.voice, "speed": s.speed, "codec": s.codec,

@@ -1,4 +1,5 @@
-"""The WebSocket pump with a fake socket: egress water marks and a stalled reader."""
+"""The WebSocket pump with a fake socket: egress water marks and a stalled reader; the settings
+it takes from the config (the lead bound, uvicorn's keepalive)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from realtime.engine.engine import Engine
 from realtime.engine.policy import EDFPolicy
 from realtime.engine.runner import ModelRunner
 from realtime.server.app import AppState
-from realtime.server.ws import SessionPump
+from realtime.server.ws import SessionPump, keepalive, session_settings
 from realtime.text.phonemize import Phonemizer
 from tests.server.conftest import tiny_config_for_tests, tiny_kokoro
 
@@ -123,3 +124,20 @@ def test_stalled_reader_is_dropped() -> None:
     finally:
         assert state.engine is not None
         state.engine.stop()
+
+
+def test_lead_bound_and_keepalive_from_the_config() -> None:
+    state = state_for(tiny_config_for_tests())
+    try:
+        assert session_settings(state).max_lead_s == 3.0
+        state.config = tiny_config_for_tests(max_lead_s=0.0)
+        assert session_settings(state).max_lead_s is None  # 0: no bound
+    finally:
+        assert state.engine is not None
+        state.engine.stop()
+    cfg = tiny_config_for_tests()
+    pings = keepalive(cfg)
+    # A client that stops reading is dropped within stall_timeout_s, with margin; a pong may
+    # wait behind max_lead_s of audio that a client reading at real time reaches that late.
+    assert pings["ws_ping_interval"] + pings["ws_ping_timeout"] <= 0.8 * cfg.stall_timeout_s
+    assert pings["ws_ping_timeout"] > cfg.max_lead_s + 1.0

@@ -223,7 +223,7 @@ def test_a_bad_client_does_not_touch_others(tiny_server: Running) -> None:
     async def main() -> None:
         url = ws_url(tiny_server)
         good = await RealtimeClient.connect(url, codec="pcm16")
-        await good.text(LONG, "g")
+        await good.text(LONG[:200], "g")  # a few sentences: audio goes at real time
         await good.end("g")
 
         async def abuse() -> None:

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realtime.engine.request import ChunkRequest, ChunkResult
-from realtime.errors import EngineBusy, VoiceError
+from realtime.errors import ConfigError, EngineBusy, VoiceError
 from realtime.session.messages import Limits
 from realtime.session.protocol import (
     RECENT_FINISHED,
@@ -757,6 +757,156 @@ def test_malformed_engine_result_closes_1011_without_raising() -> None:
     s.proto.chunk_done(request, bad, 1.0)
     out = s.read()
     assert out[-1]["code"] == "internal" and s.actions_of(Close)[0].code == 1011
+
+
+# the lead bound: each context's audio at most max_lead_s ahead of playback
+
+Event = tuple[float, dict[str, Any]]
+
+
+def play(s: Session, now: float = 0.0, delay: float = 0.0
+         ) -> tuple[list[Event], list[tuple[float, ChunkRequest]]]:
+    """Run the clock as the endpoint does: ``poll`` at each ``next_deadline``; a submitted
+    chunk comes back ``delay`` later. Every message sent and every submit, with its time."""
+    events: list[Event] = []
+    submits: list[tuple[float, ChunkRequest]] = []
+    engine: list[tuple[float, ChunkRequest]] = []
+    for _ in range(100_000):
+        submits += [(now, r) for r in s.submitted]
+        engine += [(now + delay, r) for r in s.submitted]
+        s.submitted.clear()
+        due = s.proto.next_deadline()
+        times = [t for t, _ in engine] + ([] if due is None else [due])
+        if not times:
+            return events, submits
+        now = max(now, min(times))
+        for item in [e for e in engine if e[0] <= now]:
+            engine.remove(item)
+            events += [(now, m) for m in s.finish(item[1], now=now)]
+        s.proto.poll(now)
+        events += [(now, m) for m in s.read()]
+    raise AssertionError("the clock does not advance: a deadline that polls to nothing")
+
+
+def listener(events: list[Event], cid: str) -> tuple[float, float]:
+    """A listener who plays the context's audio in real time from its first frame and waits
+    whenever it runs out: the most audio it was ever written ahead, and the least it still had
+    when a later frame came (<= 0: it ran dry)."""
+    level, last, most, least = 0.0, None, 0.0, float("inf")
+    for t, m in events:
+        if m.get("type") == "audio" and m["context_id"] == cid:
+            if last is not None:
+                least = min(least, level - (t - last))
+                level = max(0.0, level - (t - last))
+            level += m["duration_ms"] / 1000
+            last = t
+            most = max(most, level)
+    return most, least
+
+
+@pytest.mark.parametrize(("pace", "delay"), [(None, 0.0), (None, 0.5), (0.5, 0.3)])
+def test_audio_runs_at_most_max_lead_ahead_and_synthesis_follows_playback(
+        pace: float | None, delay: float) -> None:
+    s = Session(max_lead_s=1.0, plan_rtf=lambda: pace)
+    s.send(type="text", context_id="a", text=TEXT * 4)
+    s.send(type="end", context_id="a")
+    chunks = len(s.submitted)
+    events, submits = play(s, delay=delay)
+    mine = [m for _, m in events if m.get("context_id") == "a"]
+    assert types(mine)[-1] == "done" and not of(mine, "error")
+    audio = of(mine, "audio")
+    assert [a["seq"] for a in audio] == list(range(len(audio)))
+    most, least = listener(events, "a")
+    assert most <= 1.0 + 1e-9  # 20 ms frames fit the bound exactly: no slack needed
+    assert least > 0.0  # ... and the listener never ran dry: synthesis kept up
+    total = sum(a["duration_ms"] for a in audio) / 1000
+    first = next(t for t, m in events if m.get("type") == "audio")
+    done = next(t for t, m in events if m.get("type") == "done")
+    assert done == pytest.approx(first + total - 1.0, abs=0.1)  # paced by playback
+    # Synthesis paused: all but the first chunks were submitted later, each once the audio
+    # in hand was down to the lead plus its synthesis time (at the planned pace) and the
+    # earlier chunks were back. Without the bound, all are submitted at once.
+    assert chunks < len(submits) and len({t for t, _ in submits}) > 2
+    for i, (t, r) in enumerate(submits[chunks:], chunks):
+        back = sum(audio_ms(q) / 1000 for u, q in submits[:i] if u + delay <= t)
+        queued = sum(q.est_audio_s for u, q in submits[:i] if u + delay > t)
+        ahead = back + queued - (t - first)  # written or held, and estimated, less played
+        gate = 1.0 + (pace or 0.2) * r.est_audio_s
+        assert ahead == pytest.approx(gate, abs=0.03)  # 0.03: part of a frame in the encoder
+    unbounded = Session(plan_rtf=lambda: pace)
+    unbounded.send(type="text", context_id="a", text=TEXT * 4)
+    unbounded.send(type="end", context_id="a")
+    assert len(unbounded.submitted) == len(submits)
+
+
+def test_a_held_context_holds_back_no_other() -> None:
+    s = Session(max_lead_s=1.0)
+    s.send(type="text", context_id="a", text=TEXT * 4)
+    s.send(type="end", context_id="a")
+    out = s.finish_all(now=0.0)
+    assert sum(a["duration_ms"] for a in of(out, "audio")) == 1000  # the rest is held back
+    assert s.proto.busy and s.proto.next_deadline() == pytest.approx(0.1)  # one batch on
+    s.send(now=0.5, type="text", context_id="b", text="Hello there, my friend. ")
+    s.send(now=0.5, type="flush", context_id="b")
+    (rb,) = [r for r in s.submitted if r.context == "b"]
+    assert rb.deadline == 0.5  # b's first chunk is due now, whatever a holds
+    out = s.finish(rb, now=0.6)
+    assert {m["context_id"] for m in out} == {"b"}
+    assert types(out)[0] == "alignment"
+    assert sum(a["duration_ms"] for a in of(out, "audio")) == 1000  # b's own lead, at once
+    assert s.send(now=0.7, type="ping", id=2) == [  # control frames are never held
+        {"type": "pong", "id": 2, "_kind": "control"}]
+
+
+def test_cancel_drops_the_held_audio_at_once() -> None:
+    s = Session(max_lead_s=1.0)
+    s.send(type="text", context_id="a", text=TEXT * 4)
+    s.send(type="end", context_id="a")
+    s.finish_all(now=0.0)
+    out = s.send(now=0.4, type="cancel", context_id="a")
+    assert [(m["type"], m["_kind"]) for m in out] == [("cancelled", "control")]
+    assert out[0]["audio_sent_ms"] == 1000  # written, not made: the held audio never went
+    assert out[0]["text_spoken"] + out[0]["text_unspoken"] == TEXT * 4
+    assert s.log[-2] == CancelChunks("s1", "a")  # and what the endpoint still queues goes too
+    assert not s.proto.busy and s.proto.next_deadline() is None
+    s.proto.poll(30.0)
+    assert s.read() == [] and s.finish_all(now=30.0) == []
+
+
+def test_an_idle_gap_earns_no_credit_and_flushed_follows_the_held_audio() -> None:
+    # The lead is a listener's buffer: it drains in real time and never below empty, so
+    # after a pause between utterances the next one again starts at most max_lead ahead.
+    s = Session(max_lead_s=1.0)
+    s.send(type="text", context_id="a", text="Hello there. ")
+    s.send(type="flush", context_id="a", flush_id=1)
+    first, _ = play(s)
+    assert types([m for _, m in first])[-1] == "flushed"
+    s.send(now=60.0, type="text", context_id="a", text=TEXT * 2)
+    s.send(now=60.0, type="flush", context_id="a", flush_id=2)
+    assert s.submitted[0].deadline == 60.0  # the listener has nothing left: due now
+    events, _ = play(s, now=60.0)
+    at_once = sum(m["duration_ms"] for t, m in events if m.get("type") == "audio" and t == 60.0)
+    assert at_once == 1000
+    assert listener(first + events, "a")[0] <= 1.0 + 1e-9
+    last_audio = max(t for t, m in events if m.get("type") == "audio")
+    (flushed,) = [(t, m) for t, m in events if m.get("type") == "flushed"]
+    assert flushed[1]["flush_id"] == 2 and flushed[0] == last_audio
+    assert types([m for _, m in events])[-1] == "flushed"
+
+
+def test_twilio_media_is_paced_too() -> None:
+    s = Session(query={"framing": "twilio"}, max_lead_s=0.5)
+    s.send(type="text", text=TEXT)
+    s.send(type="flush", flush_id="f")
+    events, _ = play(s)
+    media = [t for t, m in events if m.get("event") == "media"]
+    assert media.count(0.0) == 25  # 0.5 s of 20 ms frames, then one batch at a time
+    assert events[-1][1]["type"] == "flushed" and events[-1][0] >= media[-1]
+
+
+def test_max_lead_must_be_positive() -> None:
+    with pytest.raises(ConfigError):
+        SessionSettings(max_lead_s=0.0)
 
 
 _FUZZ_VALUES = st.one_of(
