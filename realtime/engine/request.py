@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from realtime.kokoro import SAMPLE_RATE
+
 # Kokoro speaks about 3 frames (of 25 ms) per phoneme at speed 1; the policy (padding bounds)
 # and the sessions (deadlines of queued chunks) only need a rough size before the durations
 # are known.
@@ -62,8 +64,6 @@ class ChunkResult:
 
     @property
     def audio_s(self) -> float:
-        from realtime.engine.model import SAMPLE_RATE
-
         return len(self.audio) / SAMPLE_RATE
 
 

@@ -176,6 +176,7 @@ class SessionPump:
         self.wake_timer.set()
 
     def _submit(self, request: ChunkRequest) -> None:
+        self.log.debug("chunk %d of %r submitted", request.chunk_id, request.context)
         try:
             future = self.engine.submit(request)
         except Exception as exc:  # refused (busy, stopped) or invalid: the protocol says so
@@ -185,6 +186,7 @@ class SessionPump:
         wrapped.add_done_callback(lambda f: self._done(request, f))
 
     def _done(self, request: ChunkRequest, f: asyncio.Future[ChunkResult]) -> None:
+        self.log.debug("chunk %d of %r back", request.chunk_id, request.context)
         outcome: ChunkResult | BaseException
         if f.cancelled():
             outcome = ChunkCancelled("cancelled")

@@ -84,10 +84,11 @@ def test_the_shape(processes: Running) -> None:
     assert len(procs) == 3  # the engine and two workers
     pids = roles(processes)
     assert {p.pid for p in procs} == {pids["engine"], pids["worker-0"], pids["worker-1"]}
-    assert "torch" not in " ".join(m.path for m in psutil.Process(pids["worker-0"])
-                                   .memory_maps()), "a worker loaded torch"
     outcome = run(speak(ws_url(processes), "Hello there. How are you today?"))
     assert outcome == ("done", None)
+    for worker in ("worker-0", "worker-1"):  # not even after serving (it took 2.5 s to load)
+        maps = " ".join(m.path for m in psutil.Process(pids[worker]).memory_maps())
+        assert "libtorch" not in maps, f"{worker} loaded torch"
 
 
 def test_killed_engine_is_restarted_and_sessions_are_told(processes: Running) -> None:
