@@ -9,7 +9,7 @@ DEMO_TEXT ?= Hello! This is realtime, a streaming text to speech server built on
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve demo test lint clean-venv
+.PHONY: install serve demo test lint clean-venv haproxy-trial
 
 # The stamp depends on pyproject.toml, so a second `make install` does nothing unless it changed.
 install: $(STAMP)
@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml Makefile
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@# Debian packages: libopus0 (Opus encoder), opus-tools (opusdec, the independent decoder the
-	@# codec tests check Ogg Opus files with) and chromium (the web client's browser tests).
+	@# codec tests check Ogg Opus files with), chromium (the web client's browser tests) and
+	@# haproxy (the balancer of deploy/haproxy, scripts/haproxy-trial and tests/deploy).
 	@missing=""; \
 	ldconfig -p 2>/dev/null | grep -q libopus.so.0 || missing="$$missing libopus0"; \
 	command -v opusdec >/dev/null || missing="$$missing opus-tools"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/sbin/haproxy || command -v haproxy >/dev/null || missing="$$missing haproxy"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing (Debian)"; \
@@ -48,6 +50,10 @@ serve: install
 
 demo: install
 	$(VENV)/bin/realtime say "$(DEMO_TEXT)" -o demo.wav
+
+# Two replicas behind HAProxy on loopback (docs/deploy.md); ARGS go to both replicas.
+haproxy-trial: install
+	$(PY) scripts/haproxy-trial $(ARGS)
 
 test: install
 	$(VENV)/bin/ruff check realtime tests load_tests
