@@ -14,7 +14,9 @@ records its error and the rest go on; the JSON is rewritten after each):
   ordering calibration; float16 and bfloat16 against float32; one short chunk's latency with
   graphs, eagerly in half and in float32; CUDA graph capture time and GPU memory; engine levels
   up to 256 sessions (audio-s per s, first-chunk p95 with all sessions arriving at once);
+  saturation: one long sentence repeated 1 to 64 times through the graphs, audio-s per s;
 - ``gpu-check-bench.png``: the levels plotted (matplotlib, where installed);
+- ``gpu-check-kernels.txt``: the top CUDA kernels of one eager half-precision batch of 32;
 - ``gpu-check-audio.npz``: a few sentences in float32, float16 and bfloat16 (int16 PCM), to
   transcribe back home: ``python scripts/gpu_check.py --transcribe DIR``.
 """
@@ -266,6 +268,38 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
             write_outputs(result, out / "gpu-check-bench.json", None)
         return result
 
+    def saturation() -> dict[str, Any]:
+        """Where the card saturates: one sentence repeated n times (no padding between rows),
+        through the graphs, audio-s per s by rows; and the top kernels of one eager batch of
+        32 in half precision (gpu-check-kernels.txt), to see what the time goes to."""
+        runner = graphed.get("runner") or ModelRunner(lm, "auto")
+        result: dict[str, Any] = {}
+        sentence = SENTENCES[10]  # the longest (about 10 s of audio)
+        for n in (1, 2, 4, 8, 16, 32, 64) if cuda else (1, 2):
+            batch = reqs([sentence] * n)
+            outs = list(runner.run(batch))
+            sync()
+            start = time.perf_counter()
+            for _ in range(3):
+                outs = list(runner.run(batch))
+            per_batch = (time.perf_counter() - start) / 3
+            audio_s = sum(len(a) for _, a, _ in outs) / 24000
+            result[str(n)] = {"ms": round(per_batch * 1000, 2),
+                              "audio_s_per_s": round(audio_s / per_batch, 1)}
+        if cuda:
+            from torch.profiler import ProfilerActivity, profile
+            eager = ModelRunner(lm, "auto")
+            batch = reqs(SENTENCES[:8] * 4)
+            list(eager.run(batch))
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                list(eager.run(batch))
+                sync()
+            table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=40,
+                                              max_name_column_width=80)
+            (out / "gpu-check-kernels.txt").write_text(table)
+        return result
+
+    report.section("saturation", 20, saturation)
     report.section("engine_levels", 40, levels_run)
     print(json.dumps({k: v for k, v in report.data.items() if k != "engine_levels"},
                      indent=1, default=str)[:6000])
