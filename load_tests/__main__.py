@@ -1,4 +1,5 @@
-"""``python -m load_tests run|capacity|abuse``: load a realtime server on loopback and report.
+"""``python -m load_tests run|capacity|abuse|first-audio``: load a realtime server on loopback
+and report.
 
 Without ``--url`` each command starts ``python -m realtime serve`` itself (as a subprocess, so
 its CPU and memory are sampled) and stops it at the end. Every command is bounded in sessions
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import resource
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,6 +89,23 @@ def _parser() -> argparse.ArgumentParser:
                             "malformed_msgpack, disconnect_mid_chunk, stopped_reader, "
                             "malformed_json, oversized_huge)")
     _common(abuse)
+    first = sub.add_parser("first-audio", help="one streamed sentence at a time: time to first "
+                                               "audio, per server variant, side by side")
+    first.add_argument("--url", default=None,
+                       help="an already running server (http://HOST:PORT); default: start one "
+                            "per variant")
+    first.add_argument("--model", default="kokoro-v1.0-int8")
+    first.add_argument("--threads", type=int, default=None)
+    first.add_argument("--sentences", type=int, default=8, help="corpus sentences (8)")
+    first.add_argument("--spread-s", type=float, default=0.2,
+                       help="each sentence's deltas are sent within this (0.2 s)")
+    first.add_argument("--codec", default="opus")
+    first.add_argument("--seed", type=int, default=0)
+    first.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
+                       help="a server variant: a name and `realtime serve` arguments, e.g. "
+                            "'whole=--windows off' (repeat; default one: defaults)")
+    first.add_argument("--out", type=Path, default=Path("load-report"),
+                       help="directory for first-audio.json and the servers' logs")
     return parser
 
 
@@ -149,6 +168,17 @@ def main(argv: list[str] | None = None) -> int:
 
         rep = cmd_capacity(args)
         ok = True
+    elif args.command == "first-audio":
+        from .first_audio import Variant, run_first_audio
+
+        variants = [Variant(name, shlex.split(rest)) for name, _, rest in
+                    (v.partition("=") for v in args.variant)] or [Variant("defaults", [])]
+        base = ["--model", args.model]
+        base += ["--threads", str(args.threads)] if args.threads else []
+        first = run_first_audio(variants, args.url, args.sentences, args.spread_s, args.codec,
+                                args.seed, args.out, base)
+        print(f"wrote {args.out}/first-audio.json", file=sys.stderr)
+        return 0 if all(s["failed"] == 0 for s in first["summary"]) else 1
     else:
         from .abuse import cmd_abuse
 

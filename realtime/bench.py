@@ -41,25 +41,32 @@ class RunStats:
                 "x_realtime": self.rtf}
 
 
-def _time(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, list[float]]:
-    audio = fn()  # warm-up, and the audio length
-    walls = []
+def _time_in_turns(fns: dict[str, Callable[[], np.ndarray]], repeats: int
+                   ) -> dict[str, tuple[float, list[float]]]:
+    """Each function once to warm up (and for its audio length), then ``repeats`` rounds in
+    which each runs once in turn (A B C A B C ...): a machine's drift hits them alike."""
+    audio = {name: len(fn()) / SAMPLE_RATE for name, fn in fns.items()}
+    walls: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - t0)
-    return len(audio) / SAMPLE_RATE, walls
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            walls[name].append(time.perf_counter() - t0)
+    return {name: (audio[name], walls[name]) for name in fns}
 
 
 def bench_single_stream(lm: LoadedModel, phonemes: str, voice: str, speed: float, repeats: int,
                         threads: int, cache_dir: Path | None = None) -> dict[str, object]:
+    """Our KModel in float32, in bfloat16 (where this CPU has bfloat16 arithmetic: what the
+    server then runs) and onnxruntime on the int8 ONNX file, in turns, on the same input."""
     import onnxruntime as ort
 
-    torch.set_num_threads(threads)
-    ids = lm.model.phonemes_to_ids(phonemes)
-    style = lm.voices.style(voice, len(ids))
-    ours_audio, ours = _time(lambda: lm.model(ids, style, speed=speed).audio.numpy(), repeats)
+    from realtime.engine.runner import native_bf16
 
+    torch.set_num_threads(threads)
+    model = lm.model
+    ids = model.phonemes_to_ids(phonemes)
+    style = lm.voices.style(voice, len(ids))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -68,26 +75,45 @@ def bench_single_stream(lm: LoadedModel, phonemes: str, voice: str, speed: float
     feed = {"tokens": np.array([[0, *ids, 0]], dtype=np.int64),
             "style": style.reshape(1, -1).numpy().astype(np.float32),
             "speed": np.array([speed], dtype=np.float32)}
-    ort_audio, ort_walls = _time(lambda: sess.run(None, feed)[0].ravel(), repeats)
+    fns: dict[str, Callable[[], np.ndarray]] = {
+        "float32": lambda: model(ids, style, speed=speed).audio.numpy()}
+    bf16 = lm.device.type == "cpu" and native_bf16()
+    if bf16:
+        def run_bf16() -> np.ndarray:
+            with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
+                return model(ids, style, speed=speed).audio.float().numpy()
 
-    a = RunStats(f"realtime KModel ({lm.name}, float32, {lm.device})", ours_audio, ours)
-    b = RunStats("onnxruntime (kokoro-v1.0.int8.onnx, CPU)", ort_audio, ort_walls)
+        fns["bfloat16"] = run_bf16
+    fns["onnxruntime"] = lambda: sess.run(None, feed)[0].ravel()
+    timed = _time_in_turns(fns, repeats)
+    names = {"float32": f"realtime KModel ({lm.name}, float32, {lm.device})",
+             "bfloat16": f"realtime KModel ({lm.name}, bfloat16, {lm.device})",
+             "onnxruntime": "onnxruntime (kokoro-v1.0.int8.onnx, CPU)"}
+    stats = {key: RunStats(names[key], *timed[key]) for key in timed}
+    ort_rtf = stats["onnxruntime"].rtf
+    best = "bfloat16" if bf16 else "float32"
     return {
         "phonemes": len(ids), "threads": threads, "repeats": repeats, "voice": voice,
-        "speed": speed, "ours": a.as_dict(), "onnxruntime": b.as_dict(),
-        "ours_vs_onnxruntime": a.rtf / b.rtf,
+        "speed": speed, "cpu": torch.backends.cpu.get_cpu_capability(), "native_bf16": bf16,
+        "ours": stats[best].as_dict(), "ours_float32": stats["float32"].as_dict(),
+        "onnxruntime": stats["onnxruntime"].as_dict(),
+        "ours_vs_onnxruntime": stats[best].rtf / ort_rtf,
+        "float32_vs_onnxruntime": stats["float32"].rtf / ort_rtf,
     }
 
 
 def report(result: dict[str, object]) -> str:
-    ours, ort_ = result["ours"], result["onnxruntime"]
-    assert isinstance(ours, dict) and isinstance(ort_, dict)
+    rows = [result["ours_float32"]] + ([result["ours"]] if result["native_bf16"] else [])
+    rows.append(result["onnxruntime"])
     lines = [f"single stream, {result['phonemes']} phonemes, {result['threads']} threads, "
-             f"median of {result['repeats']} runs"]
-    for row in (ours, ort_):
-        lines.append(f"  {row['name']:<55} {row['audio_s']:.2f} s audio in "
+             f"CPU {result['cpu']}, median of {result['repeats']} runs in turns"]
+    for row in rows:
+        assert isinstance(row, dict)
+        lines.append(f"  {row['name']:<58} {row['audio_s']:.2f} s audio in "
                      f"{row['median_wall_s']:.3f} s = {row['x_realtime']:.2f}x real time")
-    lines.append(f"  ours / onnxruntime: {result['ours_vs_onnxruntime']:.2f}")
+    lines.append(f"  ours ({'bfloat16' if result['native_bf16'] else 'float32'}) / onnxruntime: "
+                 f"{result['ours_vs_onnxruntime']:.2f} (float32: "
+                 f"{result['float32_vs_onnxruntime']:.2f})")
     return "\n".join(lines)
 
 

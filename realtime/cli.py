@@ -50,6 +50,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="G2P language (default auto: the voice's own)")
     say.add_argument("--seed", type=int, default=None,
                      help="draw the harmonic-source noise from this seed (default: noise off)")
+    say.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                     help="precision (default auto: float16 on CUDA; on a CPU bfloat16 where it "
+                          "has bfloat16 arithmetic, else float32)")
     _model_args(say)
 
     bench = sub.add_parser(
@@ -61,7 +64,8 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--chunks", type=int, default=2, help="chunks per session (default 2)")
     bench.add_argument("--dtype", default="auto",
                        choices=["auto", "float32", "bfloat16", "float16"],
-                       help="precision (default auto: float16 on CUDA, float32 on a CPU)")
+                       help="precision (default auto: float16 on CUDA; on a CPU bfloat16 where "
+                            "it has bfloat16 arithmetic, else float32)")
     bench.add_argument("--no-graphs", action="store_true",
                        help="on CUDA, run batches eagerly instead of through CUDA graphs")
     bench.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime baseline")
@@ -89,8 +93,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        f"voice's own; default) or one of {', '.join(LANGUAGES)}")
     serve.add_argument("--dtype", default=None,
                        choices=["auto", "float32", "bfloat16", "float16"],
-                       help="inference precision (default auto: float16 on CUDA, float32 on a "
-                            "CPU)")
+                       help="inference precision (default auto: float16 on CUDA; on a CPU "
+                            "bfloat16 where it has bfloat16 arithmetic, else float32)")
     serve.add_argument("--workers", type=int, default=None,
                        help="session worker processes around one engine process (default: the "
                             "CPU cores less one; 0: everything in one process)")
@@ -272,9 +276,11 @@ def _say(args: argparse.Namespace, lm: LoadedModel) -> int:
 
     utterance = Utterance(args.text, args.voice, args.speed, args.language,
                           phonemes=args.phonemes, seed=args.seed)
-    # One utterance: no warm-up or CUDA graph capture (they pay off over many requests).
+    # One utterance: no warm-up or CUDA graph capture (they pay off over many requests), and
+    # whole-chunk decoding: a file has no listener waiting for its first audio.
     engine = start_engine(lm, EngineConfig(device=args.device, threads=args.threads,
-                                           warm_up=False, cuda_graphs=False))
+                                           dtype=args.dtype, warm_up=False, cuda_graphs=False,
+                                           windows="off"))
     try:
         pcm = asyncio.run(synthesize(utterance, engine, Phonemizer, owner="say"))
     finally:

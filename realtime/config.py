@@ -18,7 +18,8 @@ from realtime.text.languages import AUTO, LANGUAGES
 class EngineConfig:
     device: str = "auto"  # auto (CUDA if present), cpu, cuda[:N]
     threads: int | None = None  # torch CPU threads (None: torch's default)
-    dtype: str = "auto"  # auto (float16 on CUDA, float32 on the CPU), float32, bfloat16, float16
+    dtype: str = "auto"  # auto (float16 on CUDA; CPU: bfloat16 where native, else float32),
+    # float32, bfloat16, float16 (CUDA)
     max_batch: int | None = None  # None: by device (1 on the CPU, 128 on a GPU)
     max_frames: float = 12_000.0  # batch x longest estimated frames, without graph buckets
     queue_limit: int = 1024
@@ -29,12 +30,26 @@ class EngineConfig:
     graph_tokens: str = "32,64,128,256,512"
     graph_frames: str = "64,128,256,512,1024,2048"
     graph_max_cells: int = 16_384  # rows x frames of the largest decoder graph
+    # Windowed decoding (a chunk's audio in pieces, docs/engine.md): auto (on a CPU), on, off.
+    windows: str = "auto"
+    window_first_s: float = 1.0  # audio of a chunk's first window
+    window_later_s: float = 3.0  # audio of each later window
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, "
                               f"got {self.dtype!r}")
+        if self.windows not in ("auto", "on", "off"):
+            raise ConfigError(f"windows must be auto, on or off, got {self.windows!r}")
+        if not (0.1 <= self.window_first_s <= 60 and 0.1 <= self.window_later_s <= 60):
+            raise ConfigError(f"window sizes must be 0.1 to 60 s, got first "
+                              f"{self.window_first_s}, later {self.window_later_s}")
         self.buckets()  # validates the graph shapes
+
+    def windowed(self, device_type: str) -> bool:
+        """Whether chunks are decoded in windows on this device (auto: on a CPU only, where a
+        chunk runs alone and its decode is long; a GPU decodes a batch in milliseconds)."""
+        return self.windows == "on" or (self.windows == "auto" and device_type == "cpu")
 
     def buckets(self) -> Buckets:
         """The graph buckets these settings describe."""

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from realtime.engine.model import KModel, KModelConfig
+from realtime.engine.registry import LoadedModel
 from realtime.engine.tiny import tiny_config as _tiny_config
 
 # A small symbol set: enough for tests to write phoneme strings.
@@ -29,6 +30,19 @@ def tiny_model(seed: int = 0) -> KModel:
 @pytest.fixture
 def tiny() -> KModel:
     return tiny_model()
+
+
+def tiny_loaded() -> LoadedModel:
+    """A tiny model (seed 4, a quiet output layer) with two random voices, "a" and "b"."""
+    from realtime.engine.voices import VoiceLibrary
+
+    model = tiny_model(seed=4)
+    with torch.no_grad():
+        model.decoder.generator.conv_post.weight_g.mul_(0.05)
+    g = torch.Generator().manual_seed(0)
+    voices = VoiceLibrary({"a": torch.randn(510, 1, 32, generator=g),
+                           "b": torch.randn(510, 1, 32, generator=g)}, style_width=32)
+    return LoadedModel("tiny", Path("."), model, voices, "a")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from realtime.session.scheduler import TextScheduler
 from realtime.text.phonemize import Phonemizer
 
 TEXT = "Hello there! Your order of $4.50 shipped on 3/14, and it should arrive soon."
-TINY = ["--model", "tiny-random", "--device", "cpu"]
+TINY = ["--model", "tiny-random", "--device", "cpu", "--dtype", "float32"]
 
 
 @pytest.fixture(scope="module")

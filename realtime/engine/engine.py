@@ -11,20 +11,24 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from realtime.errors import ChunkCancelled, EngineBusy, EngineStopped, RealtimeError
 
 from .info import EngineStats, ModelInfo
 from .policy import Policy
-from .request import ChunkRequest, ChunkResult, Pending
+from .request import ChunkRequest, ChunkResult, Pending, joined
 
 if TYPE_CHECKING:
     from .runner import Runner
 
 log = logging.getLogger("realtime.engine")
+
+_NO_DURATIONS = np.zeros(0, dtype=np.int64)  # a later piece's: the first one had them
 
 
 class Engine:
@@ -89,8 +93,8 @@ class Engine:
         """Queue a chunk and wait for its audio. Raises ChunkCancelled if it is cancelled."""
         future = self.submit(request)
         # If the awaiting task is cancelled, wrap_future cancels ``future`` too, and the loop
-        # skips it (or drops its result).
-        return await asyncio.wrap_future(future)
+        # skips it (or drops its result). A chunk decoded in windows comes back joined.
+        return await joined(await asyncio.wrap_future(future))
 
     def submit(self, request: ChunkRequest) -> Future[ChunkResult]:
         """Queue a chunk (thread-safe); validation errors are raised here, at once."""
@@ -152,23 +156,48 @@ class Engine:
     def watch(self, callback: Callable[[bool, str], None]) -> None:
         """An engine in this process is never lost and found again: nothing to report."""
 
+    def _outputs(self, batch: list[Pending]) -> Generator[tuple[int, np.ndarray, np.ndarray,
+                                                                 bool]]:
+        """``(index, audio, durations, last)``: whole chunks, or one chunk's pieces when the
+        runner decodes in windows (a batch of one)."""
+        windows = getattr(self.runner, "run_windows", None)
+        if windows is not None and len(batch) == 1 and getattr(self.runner, "windows", None):
+            for piece in windows(batch[0].request):
+                durations = piece.durations if piece.durations is not None else _NO_DURATIONS
+                yield 0, piece.audio, durations, piece.last
+            return
+        for index, audio, durations in self.runner.run([p.request for p in batch]):
+            yield index, audio, durations, True
+
     def _run(self, batch: list[Pending], number: int) -> None:
-        """Run a batch, delivering each chunk as soon as the runner yields it."""
+        """Run a batch, delivering each chunk (or piece) as soon as the runner yields it."""
         start = self.clock()
         self._batch_started = start
         delivered = 0
+        outputs = self._outputs(batch)
         try:
-            for index, audio, durations in self.runner.run([p.request for p in batch]):
+            for index, audio, durations, last in outputs:
                 now = self.clock()
                 p = batch[index]
                 with self._cond:
-                    if not p.future.done():  # cancelled while it ran: the result is dropped
-                        p.future.set_result(ChunkResult(
+                    target = p.current
+                    gone = target.done()  # cancelled while it ran: the result is dropped
+                    if not gone:
+                        after: Future[ChunkResult] | None = None if last else Future()
+                        target.set_result(ChunkResult(
                             p.request, audio, durations, queued_s=start - p.submitted,
                             inference_s=now - start, batch_size=len(batch),
-                            waited_batches=number - 1 - p.started_before))
-                        self._chunks += 1
-                delivered += 1
+                            waited_batches=number - 1 - p.started_before, next=after,
+                            offset=p.sent))
+                        p.sent += len(audio)
+                        p.tail = after
+                        self._chunks += last
+                if last:
+                    delivered += 1
+                elif gone:  # a chunk cut off between pieces: its other windows never run
+                    delivered += 1
+                    outputs.close()
+                    break
             if delivered != len(batch):
                 raise RuntimeError(f"the runner gave {delivered} results for {len(batch)} chunks")
         except Exception as exc:  # the batch's owners get the error; the loop carries on
@@ -185,5 +214,5 @@ class Engine:
 
     @staticmethod
     def _fail(p: Pending, exc: BaseException) -> None:
-        if not p.future.done():
-            p.future.set_exception(exc)
+        if not p.current.done():
+            p.current.set_exception(exc)

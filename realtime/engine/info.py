@@ -41,6 +41,7 @@ class ModelInfo:
     vocab: frozenset[str]
     device: str = "cpu"
     frame_samples: int = FRAME_SAMPLES
+    window_s: float | None = None  # a chunk's first piece (windowed decoding); None: whole
 
     def check_voice(self, spec: str) -> None:
         """A voice name or blend whose every name is known, or ``VoiceError``."""
@@ -65,13 +66,15 @@ class ModelInfo:
     def as_wire(self) -> dict[str, Any]:
         return {"name": self.name, "voices": list(self.voices),
                 "default_voice": self.default_voice, "vocab": "".join(sorted(self.vocab)),
-                "device": self.device, "frame_samples": self.frame_samples}
+                "device": self.device, "frame_samples": self.frame_samples,
+                "window_s": self.window_s}
 
     @staticmethod
     def from_wire(data: dict[str, Any]) -> ModelInfo:
         return ModelInfo(str(data["name"]), tuple(data["voices"]), str(data["default_voice"]),
                          frozenset(data["vocab"]), str(data["device"]),
-                         int(data["frame_samples"]))
+                         int(data["frame_samples"]),
+                         None if data.get("window_s") is None else float(data["window_s"]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,9 @@ the kind and its second a msgpack header:
   ``cancel`` (an owner's chunks: dropped from the queue before the next batch);
 - engine -> worker: ``beat`` (every ``BEAT_S``: status, the model's info, queue figures),
   ``result`` (header, then the audio as raw float32 and the durations as raw int64: buffers,
-  not pickles, received without a copy), ``error`` (a refused or failed chunk, by error class).
+  not pickles, received without a copy; a chunk decoded in windows sends one ``result`` per
+  piece, ``more`` set on all but the last), ``error`` (a refused or failed chunk, by error
+  class).
 
 A worker that hears no beat for ``lost_after_s`` takes the engine as lost: every chunk it
 waits for fails with ``EngineStopped`` and its watcher hears it; beats with status ``ready``
@@ -18,6 +20,7 @@ Deadlines cross as they are: ``time.monotonic`` is one clock for every process o
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -203,7 +206,10 @@ class EngineServer:
             res = future.result()
             header = {"session": request.session, "chunk_id": request.chunk_id,
                       "queued_s": res.queued_s, "inference_s": res.inference_s,
-                      "batch_size": res.batch_size, "waited_batches": res.waited_batches}
+                      "batch_size": res.batch_size, "waited_batches": res.waited_batches,
+                      "more": res.next is not None, "offset": res.offset}
+            if res.next is not None:  # windowed decoding: the chunk's next piece follows
+                res.next.add_done_callback(functools.partial(self._done, peer, request))
             audio: Any = np.ascontiguousarray(res.audio, dtype=np.float32)
             durations: Any = np.ascontiguousarray(res.durations, dtype=np.int64)
             # The arrays' own buffers go out: no pickling, no copy here.
@@ -375,8 +381,13 @@ class RemoteEngine:
             elif header.get("status") != "ready" and self._up:
                 self._lost(f"the engine process restarted: {self._reason}")
             return
+        key = (header["session"], header["chunk_id"])
+        after: Future[ChunkResult] | None = None
         with self._lock:
-            entry = self._pending.pop((header["session"], header["chunk_id"]), None)
+            entry = self._pending.pop(key, None)
+            if entry is not None and kind == b"result" and header.get("more"):
+                after = Future()  # the chunk's next piece (windowed decoding) comes to it
+                self._pending[key] = (entry[0], after)
         if entry is None:
             return  # cancelled meanwhile
         request, future = entry
@@ -390,7 +401,7 @@ class RemoteEngine:
         durations = np.frombuffer(frames[3].buffer, dtype=np.int64)
         future.set_result(ChunkResult(request, audio, durations, header["queued_s"],
                                       header["inference_s"], header["batch_size"],
-                                      header["waited_batches"]))
+                                      header["waited_batches"], after, header.get("offset", 0)))
 
     def _lost(self, reason: str) -> None:
         self._up = False

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from realtime.config import EngineConfig
 
 from .engine import Engine
+from .model.windows import WindowPlan
 from .policy import EDFPolicy
 from .registry import LoadedModel
 from .runner import ModelRunner, default_max_batch
@@ -26,7 +27,9 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
 
         torch.set_num_threads(cfg.threads)
     buckets = cfg.buckets() if lm.device.type == "cuda" and cfg.cuda_graphs else None
-    runner = ModelRunner(lm, cfg.dtype, buckets)  # type: ignore[arg-type]
+    windows = (WindowPlan(cfg.window_first_s, cfg.window_later_s)
+               if cfg.windowed(lm.device.type) else None)
+    runner = ModelRunner(lm, cfg.dtype, buckets, windows)  # type: ignore[arg-type]
     max_batch = cfg.max_batch or default_max_batch(lm.device)
     engine = Engine(runner, EDFPolicy(max_batch, cfg.max_frames, buckets=buckets),
                     cfg.queue_limit)
@@ -34,6 +37,7 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
         status("warming up the engine and capturing CUDA graphs" if buckets
                else "warming up the engine")
     engine.start(cfg.warm_up)
-    log.info("engine ready: model %s on %s (%s, batches of up to %d)", lm.name, lm.device,
-             runner.dtype, max_batch)
+    log.info("engine ready: model %s on %s (%s, batches of up to %d%s)", lm.name, lm.device,
+             runner.dtype, max_batch, "" if windows is None else
+             f"; chunks decoded in windows of {windows.first_s:g} s, then {windows.later_s:g} s")
     return engine

@@ -6,8 +6,9 @@ so that a barge-in can cancel everything that owner has queued.
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -52,6 +53,11 @@ class ChunkResult:
 
     ``durations``: frames (``frame_samples`` samples each) per token, the boundary tokens at
     both ends included, so ``durations[1:-1]`` belong to the chunk's phonemes in order.
+
+    With windowed decoding a chunk's audio comes in pieces: the first result carries the
+    first piece and the durations, and ``next`` is the future of the following piece (a
+    result like this one, empty durations, ``offset`` the chunk's samples before it); the
+    last piece has no ``next``. ``inference_s`` runs from the batch's start to each piece.
     """
 
     request: ChunkRequest
@@ -61,10 +67,18 @@ class ChunkResult:
     inference_s: float  # the batch's run time
     batch_size: int
     waited_batches: int  # batches that ran (or were running) between its submit and its start
+    next: Future[ChunkResult] | None = None  # the chunk's next piece (None: this is the last)
+    offset: int = 0  # samples of the chunk in the pieces before this one
 
     @property
     def audio_s(self) -> float:
+        """This piece's audio (the whole chunk's when it comes in one)."""
         return len(self.audio) / SAMPLE_RATE
+
+    @property
+    def chunk_audio_s(self) -> float:
+        """The chunk's audio up to the end of this piece (the whole chunk's at the last)."""
+        return (self.offset + len(self.audio)) / SAMPLE_RATE
 
 
 @dataclass(eq=False, slots=True)
@@ -76,6 +90,13 @@ class Pending:
     seq: int  # arrival order, the tie-break
     started_before: int  # batches finished before it arrived
     future: Future[ChunkResult] = field(default_factory=Future)
+    tail: Future[ChunkResult] | None = None  # the next piece's future, once a piece went out
+    sent: int = 0  # samples delivered in pieces so far
+
+    @property
+    def current(self) -> Future[ChunkResult]:
+        """The future the chunk's next result (or failure) goes to."""
+        return self.future if self.tail is None else self.tail
 
     @property
     def deadline(self) -> float:
@@ -84,3 +105,15 @@ class Pending:
     @property
     def size(self) -> float:
         return self.request.est_frames
+
+
+async def joined(first: ChunkResult) -> ChunkResult:
+    """A chunk's pieces awaited and joined into one result (the first's durations and queue
+    time, the last's inference time); a chunk in one piece comes back as it is."""
+    pieces, last = [first.audio], first
+    while last.next is not None:
+        last = await asyncio.wrap_future(last.next)
+        pieces.append(last.audio)
+    if last is first:
+        return first
+    return replace(first, audio=np.concatenate(pieces), inference_s=last.inference_s, next=None)

@@ -31,7 +31,9 @@ class Pace:
     measured: float | None = None  # average (queued + inference) / audio
 
     def observe(self, res: ChunkResult) -> None:
-        audio = res.audio_s
+        if res.next is not None:
+            return  # a chunk in pieces counts once, whole, at its last piece
+        audio = res.chunk_audio_s
         if audio <= 0:
             return
         x = (res.queued_s + res.inference_s) / audio

@@ -154,9 +154,12 @@ def _samples(pcm: bytes) -> np.ndarray:
 
 
 def observe_chunk(metrics: ServerMetrics, res: ChunkResult, now: float) -> None:
-    metrics.inference.observe(res.inference_s)
-    metrics.queued.observe(res.queued_s)
-    metrics.batch_size.observe(res.batch_size)
+    """A chunk's result, or one of its pieces (windowed decoding): audio counts per piece;
+    the deadline is the first piece's; queue, batch and inference time are the chunk's."""
     metrics.audio_seconds.inc(res.audio_s)
-    if res.request.chunk_id > 0 and now > res.request.deadline:
+    if res.offset == 0 and res.request.chunk_id > 0 and now > res.request.deadline:
         metrics.underrun_risk.inc()  # done after the audio before it would have run out
+    if res.next is None:
+        metrics.inference.observe(res.inference_s)
+        metrics.queued.observe(res.queued_s)
+        metrics.batch_size.observe(res.batch_size)

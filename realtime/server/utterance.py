@@ -34,6 +34,7 @@ from realtime.session.protocol import (
     SessionSettings,
     Submit,
 )
+from realtime.session.scheduler import SchedulerConfig
 from realtime.text.languages import AUTO
 from realtime.text.phonemize import Phonemizer
 
@@ -112,7 +113,8 @@ def _settings(utterance: Utterance, engine: EngineClient) -> SessionSettings:
                      max_id_chars=max(default.max_id_chars, len(utterance.voice or "")))
     return SessionSettings(voices=engine.info.voices, voice=engine.info.default_voice,
                            codec="pcm16", sample_rate=INPUT_RATE, frame_ms=FRAME_MS,
-                           timestamps="none", limits=limits, seed=utterance.seed)
+                           timestamps="none", limits=limits, seed=utterance.seed,
+                           scheduler=SchedulerConfig(window_s=engine.info.window_s))
 
 
 class _Pump:
@@ -191,6 +193,8 @@ class _Pump:
             self.audio_in += len(outcome.audio)
             if self.on_result is not None:
                 self.on_result(outcome)
+            if outcome.next is not None:  # windowed decoding: the chunk's next piece
+                self.waiting[asyncio.wrap_future(outcome.next)] = request
         self.proto.chunk_done(request, outcome, now)
 
     def _receive(self, message: dict[str, Any]) -> bytes:

@@ -45,6 +45,7 @@ from realtime.session.protocol import (
     SessionSettings,
     Submit,
 )
+from realtime.session.scheduler import SchedulerConfig
 
 if TYPE_CHECKING:
     from .app import AppState
@@ -78,6 +79,7 @@ def session_settings(state: AppState) -> SessionSettings:
         voices=info.voices, voice=cfg.voice or info.default_voice, codec=cfg.codec,
         sample_rate=cfg.sample_rate, frame_ms=cfg.frame_ms, language=cfg.language,
         opus_bitrate=cfg.opus_bitrate, max_lead_s=cfg.max_lead_s or None,  # 0: no bound
+        scheduler=SchedulerConfig(window_s=info.window_s),  # the engine's windows, if any
         limits=Limits(max_message_bytes=cfg.max_message_bytes, max_text_chars=cfg.max_text_chars,
                       max_buffered_chars=cfg.max_buffered_chars, max_contexts=cfg.max_contexts,
                       rate_messages_per_s=cfg.rate_messages_per_s, rate_burst=cfg.rate_burst,
@@ -197,6 +199,9 @@ class SessionPump:
             self.state.observe_chunk(outcome, self.engine.clock())
         self.proto.chunk_done(request, outcome, self.clock())
         self._execute()
+        if isinstance(outcome, ChunkResult) and outcome.next is not None:  # the next piece
+            piece = asyncio.wrap_future(outcome.next)
+            piece.add_done_callback(lambda g: self._done(request, g))
 
     # -- tasks ---------------------------------------------------------------------------------
     async def _read(self) -> None:

@@ -60,15 +60,38 @@ class ContextSettings:
 
 @dataclass(slots=True)
 class _Slot:
-    """A chunk in chunk order, from the scheduler until its audio has been sent."""
+    """A chunk in chunk order, from the scheduler until its audio has been sent. Its audio
+    may come in pieces (windowed decoding): the first result is ``outcome``, the later ones
+    wait in ``pieces`` until delivered; a failure after the first piece is ``failure``."""
 
     chunk: Chunk
     request: ChunkRequest | None  # None: nothing to say
     outcome: ChunkResult | BaseException | None = None
+    pieces: deque[ChunkResult] = field(default_factory=deque)
+    failure: BaseException | None = None
+    complete: bool = False  # every piece is in, or it failed
+    started: bool = False  # the first piece went out (alignment, audio)
+    samples: int = 0  # audio delivered
+    last: ChunkResult | None = None  # the latest piece delivered
 
     @property
     def ready(self) -> bool:
         return self.request is None or self.outcome is not None
+
+    @property
+    def done(self) -> bool:
+        """Nothing more will come for it."""
+        return self.request is None or self.complete
+
+    def receive(self, outcome: ChunkResult | BaseException) -> None:
+        """The engine's result for this chunk, or for its next piece, or a failure."""
+        if self.outcome is None:
+            self.outcome = outcome
+        elif isinstance(outcome, BaseException):
+            self.failure = outcome
+        else:
+            self.pieces.append(outcome)
+        self.complete = isinstance(outcome, BaseException) or outcome.next is None
 
 
 @dataclass(slots=True)
@@ -197,7 +220,11 @@ class Context:
                 self._queue(self._fire(self.markers.popleft(), now), control)
             if not self.slots or not self.slots[0].ready:
                 break
-            self._queue(self._chunk(self.slots.popleft(), now), control)
+            slot = self.slots[0]
+            self._queue(self._chunk(slot, now), control)
+            if not slot.done:
+                break  # more of its pieces are to come: the chunks after it wait
+            self.slots.popleft()
             self.delivered += 1
         return control + self._release(now)
 
@@ -253,17 +280,40 @@ class Context:
                 "text_unspoken": self.text[cut:]}
 
     def _chunk(self, slot: _Slot, now: float) -> list[_Item]:
+        """What a ready chunk has to send now: on its first call its alignment and first
+        audio; then each piece that came in; once complete, its metrics (or the error)."""
         chunk, result = slot.chunk, slot.outcome
         self.voiced_chars = max(self.voiced_chars, chunk.char_end)
         if isinstance(result, BaseException):
-            refused = isinstance(result, EngineBusy | EngineStopped | ChunkCancelled)
-            code: ErrorCode = "overloaded" if refused else "internal"
-            reason = result.reason if isinstance(result, RealtimeError) else type(result).__name__
-            return [(({"type": "error", "code": code, "context_id": self.id,
-                       "message": f"chunk {chunk.index} was not synthesised: {reason}"},
-                      "control"), 0.0)]
+            return [self._failed(chunk, result, "was not synthesised")]
         if result is None:
             return []
+        out: list[_Item] = [] if slot.started else self._start(slot, result, now)
+        while slot.pieces:
+            piece = slot.pieces.popleft()
+            samples = np.asarray(piece.audio, dtype=np.float32)
+            out += self._push(samples, f"{self.id}:{chunk.index}" if piece.next is None
+                              else None, now)
+            self.stream_in += len(samples)
+            slot.samples += len(samples)
+            slot.last = piece
+        if slot.failure is not None:
+            out.append(self._failed(chunk, slot.failure, "was cut off"))
+        elif slot.complete and slot.last is not None:
+            out.append(self._metrics(chunk, slot.last, slot.samples, now))
+        return out
+
+    def _failed(self, chunk: Chunk, exc: BaseException, what: str) -> _Item:
+        refused = isinstance(exc, EngineBusy | EngineStopped | ChunkCancelled)
+        code: ErrorCode = "overloaded" if refused else "internal"
+        reason = exc.reason if isinstance(exc, RealtimeError) else type(exc).__name__
+        return (({"type": "error", "code": code, "context_id": self.id,
+                  "message": f"chunk {chunk.index} {what}: {reason}"}, "control"), 0.0)
+
+    def _start(self, slot: _Slot, result: ChunkResult, now: float) -> list[_Item]:
+        """A chunk's alignment and first audio (all of it, unless it comes in pieces)."""
+        chunk = slot.chunk
+        slot.started = True
         out: list[_Item] = []
         offset = self.stream_base_ms + self.stream_in * 1000.0 / ENGINE_RATE
         try:
@@ -277,10 +327,17 @@ class Context:
                                      "end_ms": round(t.end_ms, 1), "char_start": t.char_start,
                                      "char_end": t.char_end} for t in timings]}, "audio"), 0.0))
         samples = np.asarray(result.audio, dtype=np.float32)
-        out += self._push(samples, f"{self.id}:{chunk.index}", now)
+        out += self._push(samples, f"{self.id}:{chunk.index}" if result.next is None else None,
+                          now)
         self.stream_in += len(samples)
         self.synthesised += 1
-        audio_ms = len(samples) * 1000.0 / ENGINE_RATE
+        slot.samples += len(samples)
+        slot.last = result
+        return out
+
+    def _metrics(self, chunk: Chunk, result: ChunkResult, samples: int, now: float) -> _Item:
+        """The chunk's ``metrics``, once all its audio is out (``result``: its last piece)."""
+        audio_ms = samples * 1000.0 / ENGINE_RATE
         metrics: dict[str, Any] = {
             "type": "metrics", "context_id": self.id, "chunk": chunk.index, "text": chunk.text,
             "queued_ms": round(float(result.queued_s) * 1000.0, 2),
@@ -293,10 +350,9 @@ class Context:
             start = self.first_text_at if self.first_text_at is not None else now
             metrics["first_audio_ms"] = round((self.first_audio_at - start) * 1000.0, 2)
             self.first_audio_reported = True
-        out.append(((metrics, "audio"), 0.0))
-        return out
+        return ((metrics, "audio"), 0.0)
 
-    def _push(self, samples: np.ndarray, mark: str, now: float) -> list[_Item]:
+    def _push(self, samples: np.ndarray, mark: str | None, now: float) -> list[_Item]:
         if isinstance(self.audio, TwilioFramer):
             before = self.audio.encoder.frames_out
             twilio = self.audio.push_chunk(samples, mark)

@@ -208,11 +208,12 @@ class SessionProtocol:
                    now: float) -> None:
         """The engine's answer for a submitted chunk (a result, or the exception it raised)."""
         self._active_at = now
-        entry = self._inflight.pop(request.chunk_id, None)
+        more = isinstance(outcome, ChunkResult) and outcome.next is not None  # pieces follow
+        entry = (self._inflight.get if more else self._inflight.pop)(request.chunk_id, None)
         if entry is None or self.closed:
             return  # cancelled, or its context is gone
         ctx, slot = entry
-        slot.outcome = outcome
+        slot.receive(outcome)
         try:
             self._advance(ctx, now)
         except Exception:
@@ -410,8 +411,9 @@ class SessionProtocol:
 
     def _drop(self, ctx: Context) -> None:
         """Forget a context now: its results will be ignored, the engine told to cancel."""
-        for request in ctx.pending:
-            self._inflight.pop(request.chunk_id, None)
+        for slot in ctx.slots:  # chunks not back yet, or with pieces still to come
+            if slot.request is not None and not slot.done:
+                self._inflight.pop(slot.request.chunk_id, None)
         self._contexts.pop(ctx.id, None)
         self._actions.append(CancelChunks(self.session_id, ctx.id))
 

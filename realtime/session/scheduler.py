@@ -54,6 +54,11 @@ class SchedulerConfig:
     # (None: no such cap; see `_planned_limit`).
     plan_rtf: float | None = None
     min_planned_chars: int = 30  # the planned cap never goes below this
+    # The engine decodes chunks in windows, the first one this long (seconds of audio): a
+    # chunk's audio then starts after its first window, not after all of it, so chunks stay
+    # sentence-sized: the first chunk ends at a sentence (not at a clause), and a later one is
+    # capped only where even its first window would come late (None: whole-chunk decoding).
+    window_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_buffer_delay_ms < 0:
@@ -222,8 +227,9 @@ class TextScheduler:
         for b in bounds:
             if b.pos > limit:
                 break
-            if eager and (b.kind is Kind.SENTENCE
-                          or len(_WORD_RE.findall(buf, 0, b.pos)) >= cfg.first_min_words):
+            if eager and (b.kind is Kind.SENTENCE or (
+                    cfg.window_s is None
+                    and len(_WORD_RE.findall(buf, 0, b.pos)) >= cfg.first_min_words)):
                 return b.pos, "eager"
             if b.kind is Kind.SENTENCE and len(buf[:b.pos].strip()) >= cfg.min_chunk_chars:
                 return b.pos, "sentence"
@@ -274,6 +280,9 @@ class TextScheduler:
         r = self.config.plan_rtf
         if r is None or self._index == 0:  # the first chunk: the eager rule
             return None
+        window = self.config.window_s
+        if window is not None and r * (window + AUDIO_S_PER_CHUNK) <= self._ahead_s:
+            return None  # its first window is in time however long it is
         chars = (self._ahead_s / r - AUDIO_S_PER_CHUNK) / AUDIO_S_PER_CHAR
         return max(self.config.min_planned_chars, int(chars))
 

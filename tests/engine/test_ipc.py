@@ -131,3 +131,37 @@ class _Stalled:
 
     def warm_up(self) -> None:
         pass
+
+
+def test_pieces_cross_the_boundary(tmp_path: Path) -> None:
+    """Windowed decoding through the sockets: every piece, in order, as the engine made it."""
+    from realtime.engine.model.windows import WindowPlan
+
+    address = f"ipc://{tmp_path}/engine"
+    server = EngineServer(address)
+    client = RemoteEngine(address, lost_after_s=1.0)
+    plan = WindowPlan(first_s=0.03, later_s=0.06, margin_s=0.01, fade_ms=4.0)
+    engine = Engine(ModelRunner(tiny_kokoro(), windows=plan), EDFPolicy(max_batch=1))
+    engine.start(warm_up=False)
+    server.serve(engine)
+    try:
+        client.connect(timeout=5)
+        text = "ðə kwɪk bɹaʊn fɑks dʒʌmps oʊvɚ ðə leɪzi dɑɡ, ænd ðɛn ɪt ɹʌnz əweɪ."
+
+        def chain(first):  # type: ignore[no-untyped-def]
+            out = [first]
+            while out[-1].next is not None:
+                out.append(out[-1].next.result(30))
+            return out
+
+        remote = chain(client.submit(req("a", 0, text)).result(30))
+        local = chain(engine.submit(req("b", 0, text)).result(30))
+        assert len(remote) == len(local) >= 2
+        for r, loc in zip(remote, local, strict=True):
+            assert np.array_equal(r.audio, loc.audio) and r.offset == loc.offset
+            assert np.array_equal(r.durations, loc.durations)
+        assert not client._pending  # the last piece let go of the chunk
+    finally:
+        client.stop()
+        server.stop()
+        engine.stop()

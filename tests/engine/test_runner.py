@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
 
 from realtime.engine.buckets import Buckets
 from realtime.engine.engine import Engine
-from realtime.engine.model import KModel
 from realtime.engine.policy import EDFPolicy
 from realtime.engine.registry import LoadedModel
 from realtime.engine.request import ChunkRequest
 from realtime.engine.runner import ModelRunner
-from realtime.engine.voices import VoiceLibrary
 from realtime.errors import ConfigError, InputError, VoiceError
 from realtime.quality import mel_distance_db
-from tests.conftest import tiny_model
+from tests.conftest import tiny_loaded
 
 
 @pytest.fixture(scope="module")
 def lm() -> LoadedModel:
-    model: KModel = tiny_model(seed=4)
-    with torch.no_grad():
-        model.decoder.generator.conv_post.weight_g.mul_(0.05)
-    g = torch.Generator().manual_seed(0)
-    voices = VoiceLibrary({"a": torch.randn(510, 1, 32, generator=g),
-                           "b": torch.randn(510, 1, 32, generator=g)}, style_width=32)
-    return LoadedModel("tiny", Path("."), model, voices, "a")
+    return tiny_loaded()
 
 
 # Only symbols of the tiny vocab.
@@ -46,11 +35,11 @@ def reqs(texts: list[str]) -> list[ChunkRequest]:
                          ids=["own-shape", "buckets"])
 def test_batch_equals_one_by_one(lm: LoadedModel, graphs: Buckets | None) -> None:
     rs = reqs(TEXTS)
-    runner = ModelRunner(lm, graphs=graphs)
+    runner = ModelRunner(lm, "float32", graphs)  # the calibrated bound is float32's
     together = sorted(runner.run(rs), key=lambda out: out[0])
     assert [i for i, _, _ in together] == list(range(len(rs)))
     for r, (_, audio, durations) in zip(rs, together, strict=True):
-        ((_, alone_audio, alone_dur),) = list(ModelRunner(lm).run([r]))
+        ((_, alone_audio, alone_dur),) = list(ModelRunner(lm, "float32").run([r]))
         assert np.array_equal(durations, alone_dur)
         assert audio.dtype == np.float32 and audio.shape == alone_audio.shape
         assert mel_distance_db(audio, alone_audio) <= 0.05
@@ -69,7 +58,7 @@ def test_prepare_validates(lm: LoadedModel) -> None:
 def test_bfloat16_autocast_close_to_float32(lm: LoadedModel) -> None:
     """The half-precision path (CUDA's float16 in production) exercised on the CPU."""
     (r,) = [x for x in reqs(TEXTS) if x.context == "c1"]
-    ((_, ref, _),) = list(ModelRunner(lm).run([r]))
+    ((_, ref, _),) = list(ModelRunner(lm, "float32").run([r]))
     ((_, got, _),) = list(ModelRunner(lm, dtype="bfloat16").run([r]))
     assert got.shape == ref.shape and np.isfinite(got).all()
     corr = float(np.corrcoef(ref, got)[0, 1])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from concurrent.futures import Future
 from itertools import pairwise
 from typing import Any
 
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realtime.engine.request import ChunkRequest, ChunkResult
-from realtime.errors import ConfigError, EngineBusy, VoiceError
+from realtime.errors import ChunkCancelled, ConfigError, EngineBusy, EngineStopped, VoiceError
 from realtime.session.messages import Limits
 from realtime.session.protocol import (
     RECENT_FINISHED,
@@ -941,3 +942,81 @@ def test_fuzz_never_raises_nor_disturbs_another_context(
     s.send(type="end", context_id="steady")
     steady = [m for m in s.finish_all() if m.get("context_id") == "steady"]
     assert of(steady, "audio") and types(steady)[-1] == "done"
+
+
+# a chunk in pieces (windowed decoding)
+
+def pieces(request: ChunkRequest, n: int, inference_s: float = 0.05) -> list[ChunkResult]:
+    """``fake_result``'s audio cut in ``n`` pieces, chained as the engine chains them (the
+    futures left unset: the test hands each piece to the protocol itself)."""
+    whole = fake_result(request, inference_s=inference_s)
+    cuts = np.array_split(whole.audio, n)
+    out, offset = [], 0
+    for i, audio in enumerate(cuts):
+        last = i == n - 1
+        out.append(ChunkResult(request, audio, whole.durations if i == 0 else
+                               np.zeros(0, np.int64), 0.01, inference_s * (i + 1) / n, 1, 0,
+                               None if last else Future(), offset))
+        offset += len(audio)
+    return out
+
+
+def test_a_chunk_in_pieces_streams_each_piece_and_holds_the_next_chunk() -> None:
+    s = Session(scheduler=SchedulerConfig(min_chunk_chars=0))
+    s.send(now=10.0, type="text", context_id="c", text="One two three. Four five six. ")
+    s.send(now=10.0, type="end", context_id="c")
+    r0, r1 = s.submitted
+    p0 = pieces(r0, 3)
+    s.proto.chunk_done(r0, p0[0], 10.3)
+    first = s.read()
+    assert types(first)[0] == "alignment" and "metrics" not in types(first)
+    sent = len(of(first, "audio"))
+    assert sent > 0  # the first piece plays before the rest is decoded
+    assert of(s.finish(r1, now=10.4), "metrics") == []  # chunk 1 waits behind chunk 0
+    s.proto.chunk_done(r0, p0[1], 10.5)
+    middle = s.read()
+    assert types(middle) and set(types(middle)) == {"audio"}
+    s.proto.chunk_done(r0, p0[2], 10.7)
+    rest = s.read()
+    metrics = of(rest, "metrics")
+    assert [m["chunk"] for m in metrics] == [0, 1]  # chunk 0's metrics once, then chunk 1
+    assert metrics[0]["inference_ms"] == 50 and metrics[0]["audio_ms"] == audio_ms(r0)
+    assert metrics[0]["first_audio_ms"] == pytest.approx(300.0)  # the first piece's
+    assert types(rest)[-1] == "done"
+    audio = of(first, "audio") + of(middle, "audio") + of(rest, "audio")
+    assert [a["seq"] for a in audio] == list(range(len(audio)))
+    pcm = b"".join(a["data"] for a in audio)
+    whole0, whole1 = fake_result(r0).audio, fake_result(r1).audio
+    assert len(pcm) // 2 >= len(whole0) + len(whole1)  # nothing lost (the end pads a frame)
+
+
+def test_a_chunk_cut_off_between_pieces_says_so() -> None:
+    s = Session()
+    s.send(type="text", context_id="c", text="One two three four five six.")
+    s.send(type="end", context_id="c")
+    (r0,) = s.submitted
+    p0 = pieces(r0, 3)
+    s.proto.chunk_done(r0, p0[0], 1.0)
+    s.read()
+    s.proto.chunk_done(r0, EngineStopped("the engine process stopped"), 1.2)
+    out = s.read()
+    errors = of(out, "error")
+    assert len(errors) == 1 and "chunk 0 was cut off" in errors[0]["message"]
+    assert errors[0]["code"] == "overloaded"
+    assert types(out)[-1] == "done"  # the context still ends
+
+
+def test_cancel_between_pieces_says_nothing_more_of_the_chunk() -> None:
+    s = Session()
+    s.send(type="text", context_id="c", text="One two three four five six.")
+    s.send(type="flush", context_id="c")
+    (r0,) = s.submitted
+    p0 = pieces(r0, 3)
+    s.proto.chunk_done(r0, p0[0], 1.0)
+    s.read()
+    out = s.send(now=1.1, type="cancel", context_id="c")
+    assert types(out) == ["cancelled"]
+    assert s.actions_of(CancelChunks)  # the engine is told
+    s.proto.chunk_done(r0, ChunkCancelled("cancelled"), 1.2)  # its next piece's fate
+    s.proto.chunk_done(r0, p0[1], 1.3)  # or a piece that was already on its way
+    assert s.read() == []

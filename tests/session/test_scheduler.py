@@ -330,3 +330,35 @@ def test_a_stray_bracket_does_not_block_forever() -> None:
     chunks = run([text[:50], text[50:]])
     check_chunks(text, chunks)
     assert len(chunks) >= 2
+
+
+# windowed decoding: sentence-sized chunks
+
+def windowed_gaps(chunks: list[Chunk], rtf: float, window_s: float) -> list[float]:
+    """``estimated_gaps`` when each chunk's audio starts after its first ``window_s`` (the
+    rest is decoded while that plays, faster than real time)."""
+    from realtime.session.scheduler import estimate_audio_s
+
+    audio = [estimate_audio_s(len(c.text.strip())) for c in chunks]
+    done = list(itertools.accumulate(rtf * a for a in audio))
+    start = [d - rtf * a for d, a in zip(done, audio, strict=True)]
+    first = [s + rtf * min(a, window_s) for s, a in zip(start, audio, strict=True)]
+    return [max(0.0, first[k] - first[0] - sum(audio[:k])) for k in range(len(audio))]
+
+
+def test_windows_keep_the_first_chunk_a_sentence() -> None:
+    clause = run(["Yes, well, I think that, ", "maybe."])
+    assert clause[0].text == "Yes, well, I think that, "
+    whole = run(["Yes, well, I think that, ", "maybe."], SchedulerConfig(window_s=1.0))
+    assert [c.text for c in whole] == ["Yes, well, I think that, maybe."]
+
+
+@pytest.mark.parametrize("rtf", [0.5, 0.7])
+def test_windows_let_planned_chunks_stay_sentences(rtf: float) -> None:
+    planned = run(AGENT, SchedulerConfig(plan_rtf=rtf))
+    windowed = run(AGENT, SchedulerConfig(plan_rtf=rtf, window_s=1.0))
+    assert "".join(c.text for c in windowed) == AGENT
+    assert any(c.text.rstrip()[-1] == "," for c in planned)  # whole decoding cuts clauses
+    assert all(c.text.rstrip()[-1] in ".?!" for c in windowed), [c.text for c in windowed]
+    # and, with each chunk's audio starting after its first window, still no gap
+    assert sum(windowed_gaps(windowed, rtf, 1.0)) <= sum(estimated_gaps(planned, rtf)) + 1e-9

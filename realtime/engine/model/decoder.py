@@ -252,8 +252,13 @@ class Generator(nn.Module):
         ``lengths[b] * source_scale`` samples, as when it runs alone; the rest is 0.
         ``seeds``: per row, the harmonic source's noise (-1 or None: off).
         """
+        return self.synth(x, s, self.harmonics(f0, seeds, pad), pad)
+
+    def synth(self, x: Tensor, s: Tensor, har: Tensor, pad: Pad | None = None) -> Tensor:
+        """The network after the harmonic source: x [B, C, W] and the source's spectra ``har``
+        [B, n_fft + 2, W * source_frames + 1] -> audio [B, W * source_scale]. Windowed
+        decoding runs it over a slice of frames and the matching slice of ``har``."""
         base = pad
-        har = self._harmonics(f0, seeds, pad)
         rate = 1
         last = len(self.ups) - 1
         for i, up in enumerate(self.ups):
@@ -276,14 +281,19 @@ class Generator(nn.Module):
         return self.stft.inverse(torch.exp(x[:, :self.n_bins]), torch.sin(x[:, self.n_bins:]),
                                  pad)
 
-    def _harmonics(self, f0: Tensor, seeds: Tensor | None, pad: Pad | None) -> Tensor:
+    @property
+    def source_frames(self) -> int:
+        """Frames of ``har`` per input frame (the last stage's rate over the input's)."""
+        return self.source_scale // self.stft.hop
+
+    def harmonics(self, f0: Tensor, seeds: Tensor | None, pad: Pad | None) -> Tensor:
         """The source's magnitude and phase spectra [B, n_fft + 2, frames], 0 past each row
         (the frames of the last upsampling stage: ``source_scale / hop`` per F0 step, + 1)."""
         source = self.m_source(f0, pad, seeds)
         if pad is None:
             return torch.cat(self.stft.transform(source, None), dim=1)
         har = torch.cat(self.stft.transform(source, pad.lengths * self.source_scale), dim=1)
-        return zero_pad(har, pad.scaled(self.source_scale // self.stft.hop, 1))
+        return zero_pad(har, pad.scaled(self.source_frames, 1))
 
 
 class Decoder(nn.Module):
@@ -313,6 +323,12 @@ class Decoder(nn.Module):
         row's audio is then what it would be alone (0 past its own length). ``seeds``: per row,
         the harmonic source's noise (-1 or None: off).
         """
+        x = self.features(asr, f0, n, s, pad)
+        return self.generator(x, s, f0, seeds, None if pad is None else pad.scaled(2))
+
+    def features(self, asr: Tensor, f0: Tensor, n: Tensor, s: Tensor,
+                 pad: Pad | None = None) -> Tensor:
+        """The frame-rate blocks: the generator's input [B, C, 2F] (0 past each row)."""
         f0_d = zero_pad(self.F0_conv(f0.unsqueeze(1)), pad)
         n_d = zero_pad(self.N_conv(n.unsqueeze(1)), pad)
         x = self.encode(torch.cat([asr, f0_d, n_d], dim=1), s, pad)
@@ -321,4 +337,4 @@ class Decoder(nn.Module):
         # last one upsamples, so nothing follows it at the doubled rate.
         for block in self.decode:
             x = block(torch.cat([x, res, f0_d, n_d], dim=1), s, pad)
-        return self.generator(x, s, f0, seeds, None if pad is None else pad.scaled(2))
+        return x

@@ -1,0 +1,61 @@
+"""Windowed decoding with the real weights: the pieces sound like the chunk decoded whole
+(log-mel within the bound docs/engine.md gives, the same words), and the seams make no click
+where decoding without the crossfade does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime.engine.model.windows import WindowPlan, decode_windows
+from realtime.quality import mel_distance_db
+from tests.real.conftest import Transcriber, normalise
+
+pytestmark = pytest.mark.real
+
+# Phonemes of the GPU check's sentences (made with our front end); the first four with more
+# than one window.
+PHONEMES = json.loads((Path(__file__).parents[2] / "scripts" / "gpu_check_phonemes.json")
+                      .read_text(encoding="utf-8"))
+TEXTS = [t for t in PHONEMES if len(PHONEMES[t]) > 60][:4]
+MEL_BOUND_DB = 3.0  # measured up to 2.6 dB over ten sentences (scripts/window_choices.py)
+
+
+def seam_step(audio: np.ndarray, s: int) -> float:
+    return float(np.abs(np.diff(audio[s - 3:s + 3])).max())
+
+
+def local_step(audio: np.ndarray, s: int, reach: int = 240) -> float:
+    """The largest step within 10 ms of a seam, the seam itself left out."""
+    steps = np.abs(np.diff(audio[s - reach:s + reach]))
+    return float(np.concatenate([steps[:reach - 3], steps[reach + 3:]]).max())
+
+
+def test_windows_sound_like_the_whole_chunk(real, transcribe: Transcriber,  # type: ignore[no-untyped-def]
+                                            tmp_path: Path) -> None:
+    model = real.model
+    clicks_without_fade = 0
+    for n, text in enumerate(TEXTS):
+        ids = model.phonemes_to_ids(PHONEMES[text])
+        item = model.item(ids, real.voices.style("af_heart", len(ids)))
+        whole = model.forward_batch([item])[0].audio.numpy()
+        pieces = list(decode_windows(model, item, WindowPlan()))
+        assert len(pieces) >= 2
+        audio = np.concatenate([p.audio for p in pieces])
+        assert len(audio) == len(whole)
+        distance = mel_distance_db(audio, whole)
+        print(f"\n{len(whole) / 24000:.1f} s, {len(pieces)} pieces: {distance:.2f} dB")
+        assert distance <= MEL_BOUND_DB
+        assert normalise(transcribe(audio, tmp_path, f"w{n}")) == normalise(
+            transcribe(whole, tmp_path, f"a{n}"))
+        seams = np.cumsum([len(p.audio) for p in pieces[:-1]])
+        for s in seams:
+            assert seam_step(audio, s) <= local_step(audio, s), f"a click at {s / 24000:.3f} s"
+        cut = list(decode_windows(model, item, WindowPlan(fade_ms=0.0)))
+        hard = np.concatenate([p.audio for p in cut])
+        clicks_without_fade += sum(seam_step(hard, s) > local_step(hard, s)
+                                   for s in np.cumsum([len(p.audio) for p in cut[:-1]]))
+    assert clicks_without_fade > 0  # the measure does see a hard cut
