@@ -1,8 +1,10 @@
 """The engine loop: one thread owns the model; the event loop submits, awaits and cancels.
 
 Between batches the loop drops cancelled chunks and asks the policy for the next batch; a
-chunk cancelled while its batch runs has its result dropped. Every wait is bounded: the queue
-has a limit (``EngineBusy`` beyond it), and stopping fails whatever is still queued.
+chunk cancelled while its batch runs has its result dropped. A chunk decoded in windows runs
+one window at a time and waits in the queue between them, due when its audio sent runs out.
+Every wait is bounded: the queue has a limit (``EngineBusy`` beyond it), and stopping fails
+whatever is still queued.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
@@ -21,7 +23,7 @@ from realtime.errors import ChunkCancelled, EngineBusy, EngineStopped, RealtimeE
 
 from .info import EngineStats, ModelInfo
 from .policy import Policy
-from .request import ChunkRequest, ChunkResult, Pending, joined
+from .request import SAMPLE_RATE, ChunkRequest, ChunkResult, Pending, joined
 
 if TYPE_CHECKING:
     from .runner import Runner
@@ -136,12 +138,15 @@ class Engine:
                     self._cond.wait()
                 if self._stopping:
                     return
-                live = [p for p in self._queue if not p.future.done()]
+                live = [p for p in self._queue if not p.current.done()]
                 self._cancelled += len(self._queue) - len(live)
                 self._queue = live
                 if not live:
                     continue
                 batch = self.policy.select(live, self.clock())
+                # A chunk between its windows runs alone, and never joins another batch.
+                batch = batch[:1] if batch[0].windows is not None else [
+                    p for p in batch if p.windows is None]
                 chosen = set(map(id, batch))
                 self._queue = [p for p in live if id(p) not in chosen]
                 self._running = batch
@@ -156,48 +161,23 @@ class Engine:
     def watch(self, callback: Callable[[bool, str], None]) -> None:
         """An engine in this process is never lost and found again: nothing to report."""
 
-    def _outputs(self, batch: list[Pending]) -> Generator[tuple[int, np.ndarray, np.ndarray,
-                                                                 bool]]:
-        """``(index, audio, durations, last)``: whole chunks, or one chunk's pieces when the
-        runner decodes in windows (a batch of one)."""
-        windows = getattr(self.runner, "run_windows", None)
-        if windows is not None and len(batch) == 1 and getattr(self.runner, "windows", None):
-            for piece in windows(batch[0].request):
-                durations = piece.durations if piece.durations is not None else _NO_DURATIONS
-                yield 0, piece.audio, durations, piece.last
-            return
-        for index, audio, durations in self.runner.run([p.request for p in batch]):
-            yield index, audio, durations, True
+    def _windowed(self, batch: list[Pending]) -> bool:
+        return (len(batch) == 1 and getattr(self.runner, "windows", None) is not None
+                and hasattr(self.runner, "run_windows"))
 
     def _run(self, batch: list[Pending], number: int) -> None:
-        """Run a batch, delivering each chunk (or piece) as soon as the runner yields it."""
+        """Run a batch, delivering each chunk as soon as the runner yields it; a chunk decoded
+        in windows runs one window, then waits in the queue for its next (``_run_window``)."""
         start = self.clock()
         self._batch_started = start
-        delivered = 0
-        outputs = self._outputs(batch)
         try:
-            for index, audio, durations, last in outputs:
-                now = self.clock()
-                p = batch[index]
-                with self._cond:
-                    target = p.current
-                    gone = target.done()  # cancelled while it ran: the result is dropped
-                    if not gone:
-                        after: Future[ChunkResult] | None = None if last else Future()
-                        target.set_result(ChunkResult(
-                            p.request, audio, durations, queued_s=start - p.submitted,
-                            inference_s=now - start, batch_size=len(batch),
-                            waited_batches=number - 1 - p.started_before, next=after,
-                            offset=p.sent))
-                        p.sent += len(audio)
-                        p.tail = after
-                        self._chunks += last
-                if last:
-                    delivered += 1
-                elif gone:  # a chunk cut off between pieces: its other windows never run
-                    delivered += 1
-                    outputs.close()
-                    break
+            if self._windowed(batch):
+                self._run_window(batch[0], number, start)
+                return
+            delivered = 0
+            for index, audio, durations in self.runner.run([p.request for p in batch]):
+                self._deliver(batch[index], audio, durations, True, number, len(batch), start)
+                delivered += 1
             if delivered != len(batch):
                 raise RuntimeError(f"the runner gave {delivered} results for {len(batch)} chunks")
         except Exception as exc:  # the batch's owners get the error; the loop carries on
@@ -211,6 +191,44 @@ class Engine:
             with self._cond:
                 self._running = []
                 self._batch_started = None
+
+    def _run_window(self, p: Pending, number: int, start: float) -> None:
+        """One window of a chunk decoded in windows, delivered as a piece. Until its last, the
+        chunk goes back to the queue due when the audio sent so far runs out, so that another
+        context's first window (due now) can run between two of its windows."""
+        if p.windows is None:
+            p.windows = iter(self.runner.run_windows(p.request))  # type: ignore[attr-defined]
+            p.started = start
+        piece = next(p.windows)
+        durations = piece.durations if piece.durations is not None else _NO_DURATIONS
+        self._deliver(p, piece.audio, durations, piece.last, number, 1, p.started or start)
+        if piece.last:
+            return
+        with self._cond:
+            if p.current.done() or self._stopping:  # cancelled meanwhile: no more windows
+                if self._stopping:
+                    self._fail(p, EngineStopped("the engine is stopping"))
+                return
+            # It plays from its deadline (or from its first piece, if that came later).
+            played_from = max(p.request.deadline, p.started or start)
+            p.resume_by = played_from + p.sent / SAMPLE_RATE
+            self._queue.append(p)
+
+    def _deliver(self, p: Pending, audio: np.ndarray, durations: np.ndarray, last: bool,
+                 number: int, size: int, start: float) -> None:
+        now = self.clock()
+        with self._cond:
+            target = p.current
+            if target.done():  # cancelled while it ran: the result is dropped
+                return
+            after: Future[ChunkResult] | None = None if last else Future()
+            target.set_result(ChunkResult(
+                p.request, audio, durations, queued_s=(p.started or start) - p.submitted,
+                inference_s=now - start, batch_size=size,
+                waited_batches=number - 1 - p.started_before, next=after, offset=p.sent))
+            p.sent += len(audio)
+            p.tail = after
+            self._chunks += last
 
     @staticmethod
     def _fail(p: Pending, exc: BaseException) -> None:

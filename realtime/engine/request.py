@@ -7,8 +7,10 @@ so that a barge-in can cancel everything that owner has queued.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -92,6 +94,11 @@ class Pending:
     future: Future[ChunkResult] = field(default_factory=Future)
     tail: Future[ChunkResult] | None = None  # the next piece's future, once a piece went out
     sent: int = 0  # samples delivered in pieces so far
+    # A chunk decoded in windows waits in the queue between its windows: its suspended
+    # windows, when its first piece went out (engine clock), and when its next one is needed.
+    windows: Iterator[Any] | None = None
+    started: float | None = None
+    resume_by: float | None = None
 
     @property
     def current(self) -> Future[ChunkResult]:
@@ -100,7 +107,7 @@ class Pending:
 
     @property
     def deadline(self) -> float:
-        return self.request.deadline
+        return self.request.deadline if self.resume_by is None else self.resume_by
 
     @property
     def size(self) -> float:

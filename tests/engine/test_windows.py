@@ -155,6 +155,8 @@ class GatedPieces:
     def __init__(self) -> None:
         self.gate = threading.Semaphore(0)
         self.made = 0
+        self.order: list[tuple[str, int]] = []
+        self.waiting = threading.Event()  # a window waits for the gate
 
     def prepare(self, request: ChunkRequest) -> None:
         pass
@@ -164,8 +166,11 @@ class GatedPieces:
 
     def run_windows(self, request: ChunkRequest) -> Iterator[Piece]:
         for i in range(5):
+            self.waiting.set()
             assert self.gate.acquire(timeout=10)
+            self.waiting.clear()
             self.made += 1
+            self.order.append((request.phonemes, i))
             yield Piece(np.full(10, i, np.float32), np.ones(3, np.int64) if i == 0 else None,
                         i == 4)
 
@@ -188,13 +193,39 @@ def test_cancel_between_pieces_stops_the_windows() -> None:
         assert engine.cancel("s", "c") == 1
         with pytest.raises(ChunkCancelled):
             second.next.result(5)
-        runner.gate.release()  # the window that was running when the cancel came
-        # The loop goes on with the next chunk; the cancelled one made no more windows.
+        # Its third window waits for the gate (it was resumed at once: nothing else queued),
+        # and its result is dropped; then the loop goes on with the next chunk.
         after: Future[ChunkResult] = engine.submit(ChunkRequest("s", "d", "y", "v", 0.0))
         runner.gate.release()
+        runner.gate.release()
         assert after.result(5).audio[0] == 0
-        assert runner.made == 4  # three of the cancelled chunk, then the first of "y"
+        assert runner.order[:4] == [("x", 0), ("x", 1), ("x", 2), ("y", 0)]
+        assert ("x", 3) not in runner.order  # the cancelled chunk made no more windows
     finally:
         for _ in range(5):
+            runner.gate.release()
+        engine.stop()
+
+
+def test_another_contexts_first_window_runs_between_two_windows() -> None:
+    """Earliest deadline first between windows: a new context's first window (due now) goes
+    before the next window of a chunk whose listener still has audio in hand."""
+    runner = GatedPieces()
+    engine = Engine(runner, EDFPolicy(max_batch=1))
+    engine.start()
+    try:
+        a = engine.submit(ChunkRequest("s", "a", "a", "v", 0.0))
+        assert runner.waiting.wait(5)  # a's first window runs
+        b = engine.submit(ChunkRequest("s", "b", "b", "v", 0.0))
+        for _ in range(10):
+            runner.gate.release()
+        for future in (a, b):
+            res = future.result(5)
+            while res.next is not None:
+                res = res.next.result(5)
+        assert runner.order[:3] == [("a", 0), ("b", 0), ("a", 1)]
+        assert sorted(runner.order) == [(c, i) for c in "ab" for i in range(5)]
+    finally:
+        for _ in range(10):
             runner.gate.release()
         engine.stop()
