@@ -25,7 +25,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -61,6 +61,16 @@ _REQUEST_FIELDS = ("session", "context", "phonemes", "voice", "deadline", "speed
 def _pack(obj: Any) -> bytes:
     packed: bytes = msgpack.packb(obj, use_bin_type=True)
     return packed
+
+
+def _waiting(sock: zmq.Socket[bytes], copy: bool = True) -> Iterator[Any]:
+    """The messages ``sock`` holds now (multipart, as frames when not ``copy``), without
+    waiting for more."""
+    while True:
+        try:
+            yield sock.recv_multipart(zmq.NOBLOCK, copy=copy)
+        except zmq.Again:
+            return
 
 
 def _unpack(data: bytes | zmq.Frame) -> Any:
@@ -124,18 +134,11 @@ class EngineServer:
                     next_beat = now + BEAT_S
                 events = dict(poller.poll(max(1, int((next_beat - now) * 1000))))
                 if self._router in events:
-                    while True:
-                        try:
-                            frames = self._router.recv_multipart(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
+                    for frames in _waiting(self._router):
                         self._handle(frames)
                 if self._wake in events:
-                    while True:
-                        try:
-                            self._wake.recv(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
+                    for _ in _waiting(self._wake):
+                        pass  # a wake-up carries nothing: the results queue has it
                 self._send_results()
         finally:
             self._router.close(0)
@@ -339,22 +342,15 @@ class RemoteEngine:
                     next_hello = now + HELLO_S
                 events = dict(poller.poll(100))
                 if self._wake_in in events:
-                    while True:
-                        try:
-                            self._wake_in.recv(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
+                    for _ in _waiting(self._wake_in):
+                        pass  # a wake-up carries nothing: the outbox has it
                 while True:
                     try:
                         dealer.send_multipart(self._outbox.get_nowait())
                     except queue.Empty:
                         break
                 if dealer in events:
-                    while True:
-                        try:
-                            frames = dealer.recv_multipart(zmq.NOBLOCK, copy=False)
-                        except zmq.Again:
-                            break
+                    for frames in _waiting(dealer, copy=False):
                         if frames[0].bytes == b"beat":
                             last_beat = time.monotonic()
                         self._handle(frames)

@@ -61,8 +61,9 @@ class ContextSettings:
 @dataclass(slots=True)
 class _Slot:
     """A chunk in chunk order, from the scheduler until its audio has been sent. Its audio
-    may come in pieces (windowed decoding): the first result is ``outcome``, the later ones
-    wait in ``pieces`` until delivered; a failure after the first piece is ``failure``."""
+    may come in pieces (windowed decoding): the first result is ``outcome``, and every result
+    waits in ``pieces`` until its audio is delivered; a failure after the first piece is
+    ``failure``."""
 
     chunk: Chunk
     request: ChunkRequest | None  # None: nothing to say
@@ -89,7 +90,7 @@ class _Slot:
             self.outcome = outcome
         elif isinstance(outcome, BaseException):
             self.failure = outcome
-        else:
+        if isinstance(outcome, ChunkResult):
             self.pieces.append(outcome)
         self.complete = isinstance(outcome, BaseException) or outcome.next is None
 
@@ -280,15 +281,15 @@ class Context:
                 "text_unspoken": self.text[cut:]}
 
     def _chunk(self, slot: _Slot, now: float) -> list[_Item]:
-        """What a ready chunk has to send now: on its first call its alignment and first
-        audio; then each piece that came in; once complete, its metrics (or the error)."""
+        """What a ready chunk has to send now: on its first call its alignment; the audio of
+        each piece that came in; once complete, its metrics (or the error)."""
         chunk, result = slot.chunk, slot.outcome
         self.voiced_chars = max(self.voiced_chars, chunk.char_end)
         if isinstance(result, BaseException):
             return [self._failed(chunk, result, "was not synthesised")]
         if result is None:
             return []
-        out: list[_Item] = [] if slot.started else self._start(slot, result, now)
+        out: list[_Item] = [] if slot.started else self._start(slot, result)
         while slot.pieces:
             piece = slot.pieces.popleft()
             samples = np.asarray(piece.audio, dtype=np.float32)
@@ -310,10 +311,11 @@ class Context:
         return (({"type": "error", "code": code, "context_id": self.id,
                   "message": f"chunk {chunk.index} {what}: {reason}"}, "control"), 0.0)
 
-    def _start(self, slot: _Slot, result: ChunkResult, now: float) -> list[_Item]:
-        """A chunk's alignment and first audio (all of it, unless it comes in pieces)."""
+    def _start(self, slot: _Slot, result: ChunkResult) -> list[_Item]:
+        """A chunk's alignment (its audio follows, piece by piece)."""
         chunk = slot.chunk
         slot.started = True
+        self.synthesised += 1
         out: list[_Item] = []
         offset = self.stream_base_ms + self.stream_in * 1000.0 / ENGINE_RATE
         try:
@@ -326,13 +328,6 @@ class Context:
                           "words": [{"word": t.word, "start_ms": round(t.start_ms, 1),
                                      "end_ms": round(t.end_ms, 1), "char_start": t.char_start,
                                      "char_end": t.char_end} for t in timings]}, "audio"), 0.0))
-        samples = np.asarray(result.audio, dtype=np.float32)
-        out += self._push(samples, f"{self.id}:{chunk.index}" if result.next is None else None,
-                          now)
-        self.stream_in += len(samples)
-        self.synthesised += 1
-        slot.samples += len(samples)
-        slot.last = result
         return out
 
     def _metrics(self, chunk: Chunk, result: ChunkResult, samples: int, now: float) -> _Item:

@@ -990,14 +990,21 @@ def test_a_chunk_in_pieces_streams_each_piece_and_holds_the_next_chunk() -> None
     assert len(pcm) // 2 >= len(whole0) + len(whole1)  # nothing lost (the end pads a frame)
 
 
-def test_a_chunk_cut_off_between_pieces_says_so() -> None:
+def first_piece_out(last: str) -> tuple[Session, ChunkRequest, list[ChunkResult]]:
+    """A context with one chunk in three pieces, its first piece delivered; ``last``: the
+    message that closed its text (``end`` or ``flush``)."""
     s = Session()
     s.send(type="text", context_id="c", text="One two three four five six.")
-    s.send(type="end", context_id="c")
+    s.send(type=last, context_id="c")
     (r0,) = s.submitted
     p0 = pieces(r0, 3)
     s.proto.chunk_done(r0, p0[0], 1.0)
     s.read()
+    return s, r0, p0
+
+
+def test_a_chunk_cut_off_between_pieces_says_so() -> None:
+    s, r0, _ = first_piece_out("end")
     s.proto.chunk_done(r0, EngineStopped("the engine process stopped"), 1.2)
     out = s.read()
     errors = of(out, "error")
@@ -1007,13 +1014,7 @@ def test_a_chunk_cut_off_between_pieces_says_so() -> None:
 
 
 def test_cancel_between_pieces_says_nothing_more_of_the_chunk() -> None:
-    s = Session()
-    s.send(type="text", context_id="c", text="One two three four five six.")
-    s.send(type="flush", context_id="c")
-    (r0,) = s.submitted
-    p0 = pieces(r0, 3)
-    s.proto.chunk_done(r0, p0[0], 1.0)
-    s.read()
+    s, r0, p0 = first_piece_out("flush")
     out = s.send(now=1.1, type="cancel", context_id="c")
     assert types(out) == ["cancelled"]
     assert s.actions_of(CancelChunks)  # the engine is told
