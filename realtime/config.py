@@ -28,8 +28,11 @@ class EngineConfig:
     cuda_graphs: bool = True
     graph_rows: str = "1,2,4,8,16,32,64,128"
     graph_tokens: str = "32,64,128,256,512"
-    graph_frames: str = "64,128,256,512,1024,2048"
+    graph_frames: str = "64,128,192,256,384,512,768,1024,1536,2048"
     graph_max_cells: int = 16_384  # rows x frames of the largest decoder graph
+    # The decoder's norm-and-Snake pairs over padded batches compiled into fused kernels
+    # (torch.compile; experimental: docs/engine.md).
+    fused_norms: bool = False
     # Windowed decoding (a chunk's audio in pieces, docs/engine.md): auto (on a CPU), on, off.
     windows: str = "auto"
     window_first_s: float = 1.0  # audio of a chunk's first window

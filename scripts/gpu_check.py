@@ -8,13 +8,18 @@ calls; it prints them), then:
     PYTHONPATH=$PWD:$PWD/.gpu/site REALTIME_CACHE_DIR=/tmp/rtcache \\
         python3 scripts/gpu_check.py --out $OUT
 
-Within ``--budget`` seconds (default 220) it writes, section by section (a section that fails
+Within ``--budget`` seconds (default 300) it writes, section by section (a section that fails
 records its error and the rest go on; the JSON is rewritten after each):
 - ``gpu-check.json``: the card; batched vs alone (log-mel dB, durations) against the float
   ordering calibration; float16 and bfloat16 against float32; one short chunk's latency with
   graphs, eagerly in half and in float32; CUDA graph capture time and GPU memory; engine levels
   up to 256 sessions (audio-s per s, first-chunk p95 with all sessions arriving at once);
   saturation: one long sentence repeated 1 to 64 times through the graphs, audio-s per s;
+  fused_norms: the decoder's norm-and-Snake pairs compiled into fused kernels
+  (``--fused-norms``): compile and capture time, audio against the unfused, a short chunk,
+  levels 1 to 256 (its audio is in the npz as ``fused_*``, for ``--transcribe``);
+  frames_doubling: levels 128 and 256 again with the first run's frame buckets (each twice
+  the last), for the finer buckets' gain in the same run;
 - ``gpu-check-bench.png``: the levels plotted (matplotlib, where installed);
 - ``gpu-check-kernels.txt``: the top CUDA kernels of one eager half-precision batch of 32;
 - ``gpu-check-audio.npz``: a few sentences in float32, float16 and bfloat16 (int16 PCM), to
@@ -194,6 +199,8 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
         return [ChunkRequest("check", f"c{i}", phonemes[t], VOICE, 0.0)
                 for i, t in enumerate(texts)]
 
+    saved_audio: dict[str, Any] = {}
+
     def precision() -> dict[str, Any]:
         batch = reqs(SENTENCES[:6])
         got: dict[str, list[Any]] = {}
@@ -202,7 +209,8 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
             got[dtype] = sorted(runner.run(batch), key=lambda o: o[0])
         pcm = {f"{dtype}_{i}": (np.clip(a, -1, 1) * 32767).astype(np.int16)
                for dtype, outs in got.items() for i, a, _ in outs}
-        np.savez_compressed(out / "gpu-check-audio.npz", **pcm)
+        saved_audio.update(pcm)
+        np.savez_compressed(out / "gpu-check-audio.npz", **saved_audio)
         return {dtype: {"vs_float32_db": [mel(a, b) for (_, a, _), (_, b, _) in
                                           zip(outs, got["float32"], strict=True)],
                         "durations_equal": sum(bool(np.array_equal(d, e)) for (_, _, d), (_, _, e)
@@ -299,8 +307,73 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
             (out / "gpu-check-kernels.txt").write_text(table)
         return result
 
+    def doubling() -> dict[str, Any]:
+        """The same levels (128 and 256 sessions) with the frame buckets of the first H100
+        run (each twice the last): what the finer buckets save, in the same run."""
+        frames = (64, 128, 256, 512, 1024, 2048)
+        runner = ModelRunner(lm, "auto", Buckets(frames=frames))
+        runner.warm_up()
+        texts = [phonemes[t] for t in SENTENCES]
+        result = run_engine_bench(lm, texts, [128, 256] if cuda else [1], chunks=2,
+                                  threads=os.cpu_count() or 1, onnx=False, dtype="auto",
+                                  graphs=Buckets(frames=frames), sequential=False,
+                                  batched_runner=runner)
+        levels_found: Any = result["levels"]
+        return {"frames": list(frames),
+                "capture_s": runner.static.captured_s if runner.static else None,
+                "levels": [{k: level[k] for k in ("concurrency", "throughput", "first_p95_ms",
+                                                  "mean_batch")}
+                           for level in levels_found]}
+
+    def fused() -> dict[str, Any]:
+        """The norm-and-Snake pairs compiled into fused kernels (--fused-norms): compile time,
+        audio against the unfused graphs, a short chunk, capture, and the levels again."""
+        texts = SENTENCES[:8]
+        plain = sorted(ModelRunner(lm, "auto").run(reqs(texts)), key=lambda o: o[0])
+        sync()
+        start = time.perf_counter()
+        runner = ModelRunner(lm, "auto", Buckets(), fused_norms=True)
+        compiled = sorted(ModelRunner(lm, "auto").run(reqs(texts)), key=lambda o: o[0])
+        sync()
+        compile_s = time.perf_counter() - start
+        runner.warm_up()
+        replayed = sorted(runner.run(reqs(texts)), key=lambda o: o[0])
+        short = reqs([SHORT])
+        for _ in range(3):
+            list(runner.run(short))
+        times = []
+        for _ in range(30):
+            begin = time.perf_counter()
+            list(runner.run(short))
+            times.append((time.perf_counter() - begin) * 1000)
+        saved_audio.update({f"fused_{i}": (np.clip(a, -1, 1) * 32767).astype(np.int16)
+                            for i, a, _ in runner.run(reqs(SENTENCES[:6]))})
+        np.savez_compressed(out / "gpu-check-audio.npz", **saved_audio)
+        levels = run_engine_bench(lm, [phonemes[t] for t in SENTENCES],
+                                  [1, 32, 128, 256] if cuda else [1], chunks=2,
+                                  threads=os.cpu_count() or 1, onnx=False, dtype="auto",
+                                  graphs=Buckets(), sequential=False, batched_runner=runner)
+        found: Any = levels["levels"]
+        lm.model.fuse_norms(None)
+        return {"compile_s": compile_s,
+                "capture_s": runner.static.captured_s if runner.static else None,
+                "eager_fused_vs_unfused_db": [mel(a, b) for (_, a, _), (_, b, _) in
+                                              zip(compiled, plain, strict=True)],
+                "graphs_fused_vs_unfused_db": [mel(a, b) for (_, a, _), (_, b, _) in
+                                               zip(replayed, plain, strict=True)],
+                "durations_equal": sum(bool(np.array_equal(d, e)) for (_, _, d), (_, _, e)
+                                       in zip(replayed, plain, strict=True)),
+                "short_chunk_ms": {"median": float(np.median(times)),
+                                   "p90": float(np.percentile(times, 90))},
+                "memory_reserved_gb": torch.cuda.memory_reserved() / 2**30 if cuda else None,
+                "levels": [{k: level[k] for k in ("concurrency", "throughput", "first_p95_ms",
+                                                  "mean_batch")} for level in found]}
+
     report.section("saturation", 20, saturation)
     report.section("engine_levels", 40, levels_run)
+    graphed.clear()  # the default runner's graphs go before the next capture
+    report.section("fused_norms", 90, fused)
+    report.section("frames_doubling", 60, doubling)
     print(json.dumps({k: v for k, v in report.data.items() if k != "engine_levels"},
                      indent=1, default=str)[:6000])
 
@@ -308,7 +381,7 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
-    parser.add_argument("--budget", type=float, default=220.0, help="seconds (default 220)")
+    parser.add_argument("--budget", type=float, default=300.0, help="seconds (default 300)")
     parser.add_argument("--levels", default="1,8,32,64,128,256")
     parser.add_argument("--device", default="cuda", help="cuda (cpu: a dry run of the script)")
     parser.add_argument("--write-phonemes", action="store_true",

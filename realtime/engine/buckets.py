@@ -18,7 +18,7 @@ class Buckets:
 
     rows: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
     tokens: tuple[int, ...] = (32, 64, 128, 256, 512)
-    frames: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
+    frames: tuple[int, ...] = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
     max_cells: int = 16_384
 
     def __post_init__(self) -> None:

@@ -29,7 +29,8 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
     buckets = cfg.buckets() if lm.device.type == "cuda" and cfg.cuda_graphs else None
     windows = (WindowPlan(cfg.window_first_s, cfg.window_later_s)
                if cfg.windowed(lm.device.type) else None)
-    runner = ModelRunner(lm, cfg.dtype, buckets, windows)  # type: ignore[arg-type]
+    runner = ModelRunner(lm, cfg.dtype, buckets, windows,  # type: ignore[arg-type]
+                         fused_norms=cfg.fused_norms)
     max_batch = cfg.max_batch or default_max_batch(lm.device)
     engine = Engine(runner, EDFPolicy(max_batch, cfg.max_frames, buckets=buckets),
                     cfg.queue_limit)

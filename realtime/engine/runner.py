@@ -83,17 +83,22 @@ class ModelRunner:
     LSTMs, the harmonic source and the STFTs stay in float32 whatever it is. ``graphs``:
     static-shape buckets to pad batches to, with CUDA graphs captured over them at warm-up on a
     GPU (``graphs.py``); None runs every batch eagerly at its own shape. ``windows``: decode a
-    batch of one in windows (``run_windows``, model/windows.py).
+    batch of one in windows (``run_windows``, model/windows.py). ``fused_norms``: compile the
+    decoder's norm-and-Snake pairs over padded batches into fused kernels
+    (``KModel.fuse_norms``; it switches the model itself, for every runner on it).
     """
 
     def __init__(self, lm: LoadedModel, dtype: DType = "auto",
-                 graphs: Buckets | None = None, windows: WindowPlan | None = None) -> None:
+                 graphs: Buckets | None = None, windows: WindowPlan | None = None,
+                 fused_norms: bool = False) -> None:
         if dtype == "auto":
             dtype = default_dtype(lm.device)
         if dtype != "float32" and dtype not in _DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
         if dtype == "float16" and lm.device.type != "cuda":
             raise ConfigError("dtype float16 needs a CUDA device; on the CPU use bfloat16")
+        if fused_norms:
+            lm.model.fuse_norms()
         self.lm = lm
         self.info = replace(lm.info(), window_s=None if windows is None else windows.first_s)
         self.dtype = dtype

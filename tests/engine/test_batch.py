@@ -106,7 +106,9 @@ def test_a_padding_leak_fails_loudly(model: KModel, ordering_db: float,
     batch = items(model, [30, 2, 9, 230], seed=4)
     alone = [model.forward_batch([it])[0].audio for it in batch[:3]]
     monkeypatch.setattr(model_layers, "zero_pad", lambda x, pad: x)
+    monkeypatch.setattr(model_layers, "zero_pad_", lambda x, pad: x)
     monkeypatch.setattr("realtime.engine.model.decoder.zero_pad", lambda x, pad: x)
+    monkeypatch.setattr("realtime.engine.model.decoder.zero_pad_", lambda x, pad: x)
     monkeypatch.setattr("realtime.engine.model.text.zero_pad", lambda x, pad: x)
     leaky = model.forward_batch(batch)
     worst = max(mel(a, b.audio) for a, b in zip(alone, leaky, strict=False))

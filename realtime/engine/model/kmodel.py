@@ -238,6 +238,19 @@ class KModel(nn.Module):
         f0, n = self.predictor.f0_n(en, s_pro, pad)
         return asr, f0, n, pad
 
+    def fuse_norms(self, backend: str | None = "inductor") -> None:
+        """Run the generator's AdaIN-then-Snake pairs over padded batches as one compiled
+        expression (``decoder.norm_snake`` through ``torch.compile``, dynamic shapes: one
+        compile serves every batch shape; about 5 s on a CPU at the first padded batch).
+        ``backend``: torch.compile's (inductor makes the fused kernels); None turns it off."""
+        from .decoder import AdaINResBlock1, norm_snake
+
+        fused = (None if backend is None else
+                 torch.compile(norm_snake, backend=backend, dynamic=True, fullgraph=True))
+        for module in self.decoder.modules():
+            if isinstance(module, AdaINResBlock1):
+                module.fused = fused
+
     @torch.inference_mode()
     def predict_durations(self, phonemes: str | Sequence[int] | Tensor, style: Tensor,
                           speed: float = 1.0) -> Tensor:
