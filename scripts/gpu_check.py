@@ -201,16 +201,19 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
 
     saved_audio: dict[str, Any] = {}
 
+    def save_audio(clips: dict[str, Any]) -> None:
+        """Add clips (float audio) to gpu-check-audio.npz as int16 PCM, for --transcribe."""
+        saved_audio.update({key: (np.clip(a, -1, 1) * 32767).astype(np.int16)
+                            for key, a in clips.items()})
+        np.savez_compressed(out / "gpu-check-audio.npz", **saved_audio)
+
     def precision() -> dict[str, Any]:
         batch = reqs(SENTENCES[:6])
         got: dict[str, list[Any]] = {}
         for dtype in ("float32", "float16", "bfloat16") if cuda else ("float32", "bfloat16"):
             runner = ModelRunner(lm, dtype)  # type: ignore[arg-type]
             got[dtype] = sorted(runner.run(batch), key=lambda o: o[0])
-        pcm = {f"{dtype}_{i}": (np.clip(a, -1, 1) * 32767).astype(np.int16)
-               for dtype, outs in got.items() for i, a, _ in outs}
-        saved_audio.update(pcm)
-        np.savez_compressed(out / "gpu-check-audio.npz", **saved_audio)
+        save_audio({f"{dtype}_{i}": a for dtype, outs in got.items() for i, a, _ in outs})
         return {dtype: {"vs_float32_db": [mel(a, b) for (_, a, _), (_, b, _) in
                                           zip(outs, got["float32"], strict=True)],
                         "durations_equal": sum(bool(np.array_equal(d, e)) for (_, _, d), (_, _, e)
@@ -241,23 +244,26 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
 
     report.section("capture", 90, capture)
 
-    def latency() -> dict[str, Any]:
+    def short_chunk(runner: ModelRunner) -> dict[str, float]:
+        """One short chunk's latency through ``runner``: median and p90 of 30, after 3."""
         short = reqs([SHORT])
-        result = {}
+        for _ in range(3):
+            list(runner.run(short))
+        times = []
+        for _ in range(30):
+            start = time.perf_counter()
+            list(runner.run(short))  # returns after the audio is on the host
+            times.append((time.perf_counter() - start) * 1000)
+        return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90))}
+
+    def latency() -> dict[str, Any]:
+        result: dict[str, Any] = {}
         runners = {"float32 eager": ModelRunner(lm, "float32"),
                    "half eager": ModelRunner(lm, "auto")}
         if "runner" in graphed:
             runners["half graphs"] = graphed["runner"]
         for name, runner in runners.items():
-            for _ in range(3):
-                list(runner.run(short))
-            times = []
-            for _ in range(30):
-                start = time.perf_counter()
-                list(runner.run(short))  # returns after the audio is on the host
-                times.append((time.perf_counter() - start) * 1000)
-            result[name] = {"median_ms": float(np.median(times)),
-                            "p90_ms": float(np.percentile(times, 90))}
+            result[name] = short_chunk(runner)
         result["phonemes"] = len(phonemes[SHORT])
         return result
 
@@ -307,23 +313,25 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
             (out / "gpu-check-kernels.txt").write_text(table)
         return result
 
+    def bench_levels(runner: ModelRunner, buckets: Buckets, sessions: list[int]) -> Any:
+        """Levels (cuda: ``sessions``; a dry run: 1) through ``runner``, summarised."""
+        result = run_engine_bench(lm, [phonemes[t] for t in SENTENCES],
+                                  sessions if cuda else [1], chunks=2,
+                                  threads=os.cpu_count() or 1, onnx=False, dtype="auto",
+                                  graphs=buckets, sequential=False, batched_runner=runner)
+        found: Any = result["levels"]
+        return [{k: level[k] for k in ("concurrency", "throughput", "first_p95_ms",
+                                       "mean_batch")} for level in found]
+
     def doubling() -> dict[str, Any]:
         """The same levels (128 and 256 sessions) with the frame buckets of the first H100
         run (each twice the last): what the finer buckets save, in the same run."""
-        frames = (64, 128, 256, 512, 1024, 2048)
-        runner = ModelRunner(lm, "auto", Buckets(frames=frames))
+        buckets = Buckets(frames=(64, 128, 256, 512, 1024, 2048))
+        runner = ModelRunner(lm, "auto", buckets)
         runner.warm_up()
-        texts = [phonemes[t] for t in SENTENCES]
-        result = run_engine_bench(lm, texts, [128, 256] if cuda else [1], chunks=2,
-                                  threads=os.cpu_count() or 1, onnx=False, dtype="auto",
-                                  graphs=Buckets(frames=frames), sequential=False,
-                                  batched_runner=runner)
-        levels_found: Any = result["levels"]
-        return {"frames": list(frames),
+        return {"frames": list(buckets.frames),
                 "capture_s": runner.static.captured_s if runner.static else None,
-                "levels": [{k: level[k] for k in ("concurrency", "throughput", "first_p95_ms",
-                                                  "mean_batch")}
-                           for level in levels_found]}
+                "levels": bench_levels(runner, buckets, [128, 256])}
 
     def fused() -> dict[str, Any]:
         """The norm-and-Snake pairs compiled into fused kernels (--fused-norms): compile time,
@@ -332,29 +340,18 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
         plain = sorted(ModelRunner(lm, "auto").run(reqs(texts)), key=lambda o: o[0])
         sync()
         start = time.perf_counter()
-        runner = ModelRunner(lm, "auto", Buckets(), fused_norms=True)
-        compiled = sorted(ModelRunner(lm, "auto").run(reqs(texts)), key=lambda o: o[0])
-        sync()
-        compile_s = time.perf_counter() - start
-        runner.warm_up()
-        replayed = sorted(runner.run(reqs(texts)), key=lambda o: o[0])
-        short = reqs([SHORT])
-        for _ in range(3):
-            list(runner.run(short))
-        times = []
-        for _ in range(30):
-            begin = time.perf_counter()
-            list(runner.run(short))
-            times.append((time.perf_counter() - begin) * 1000)
-        saved_audio.update({f"fused_{i}": (np.clip(a, -1, 1) * 32767).astype(np.int16)
-                            for i, a, _ in runner.run(reqs(SENTENCES[:6]))})
-        np.savez_compressed(out / "gpu-check-audio.npz", **saved_audio)
-        levels = run_engine_bench(lm, [phonemes[t] for t in SENTENCES],
-                                  [1, 32, 128, 256] if cuda else [1], chunks=2,
-                                  threads=os.cpu_count() or 1, onnx=False, dtype="auto",
-                                  graphs=Buckets(), sequential=False, batched_runner=runner)
-        found: Any = levels["levels"]
-        lm.model.fuse_norms(None)
+        try:
+            runner = ModelRunner(lm, "auto", Buckets(), fused_norms=True)
+            compiled = sorted(ModelRunner(lm, "auto").run(reqs(texts)), key=lambda o: o[0])
+            sync()
+            compile_s = time.perf_counter() - start
+            runner.warm_up()
+            replayed = sorted(runner.run(reqs(texts)), key=lambda o: o[0])
+            latency_ms = short_chunk(runner)
+            save_audio({f"fused_{i}": a for i, a, _ in runner.run(reqs(SENTENCES[:6]))})
+            levels = bench_levels(runner, Buckets(), [1, 32, 128, 256])
+        finally:
+            lm.model.fuse_norms(None)  # the sections after it run unfused
         return {"compile_s": compile_s,
                 "capture_s": runner.static.captured_s if runner.static else None,
                 "eager_fused_vs_unfused_db": [mel(a, b) for (_, a, _), (_, b, _) in
@@ -363,11 +360,9 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
                                                zip(replayed, plain, strict=True)],
                 "durations_equal": sum(bool(np.array_equal(d, e)) for (_, _, d), (_, _, e)
                                        in zip(replayed, plain, strict=True)),
-                "short_chunk_ms": {"median": float(np.median(times)),
-                                   "p90": float(np.percentile(times, 90))},
+                "short_chunk_ms": latency_ms,
                 "memory_reserved_gb": torch.cuda.memory_reserved() / 2**30 if cuda else None,
-                "levels": [{k: level[k] for k in ("concurrency", "throughput", "first_p95_ms",
-                                                  "mean_batch")} for level in found]}
+                "levels": levels}
 
     report.section("saturation", 20, saturation)
     report.section("engine_levels", 40, levels_run)

@@ -63,8 +63,7 @@ class AdaINResBlock1(nn.Module):
                     alpha: Tensor) -> Tensor:
         if self.fused is None or pad is None:
             return _snake(norm(x, s, pad), alpha)
-        gamma, beta = norm.fc(s).unsqueeze(-1).chunk(2, dim=1)
-        return self.fused(x, pad.keep, pad.inv_count, gamma, beta, alpha)
+        return self.fused(x, pad.keep, pad.inv_count, *norm.style(s), alpha)
 
 
 def norm_snake(x: Tensor, keep: Tensor, inv_count: Tensor, gamma: Tensor, beta: Tensor,

@@ -26,7 +26,7 @@ from realtime.errors import InputError
 
 from ..info import unknown_symbols
 from .config import MAX_PHONEMES, KModelConfig
-from .decoder import Decoder
+from .decoder import AdaINResBlock1, Decoder, norm_snake
 from .layers import Pad, time_pad, zero_pad
 from .text import ProsodyPredictor, TextEncoder
 
@@ -243,8 +243,6 @@ class KModel(nn.Module):
         expression (``decoder.norm_snake`` through ``torch.compile``, dynamic shapes: one
         compile serves every batch shape; about 5 s on a CPU at the first padded batch).
         ``backend``: torch.compile's (inductor makes the fused kernels); None turns it off."""
-        from .decoder import AdaINResBlock1, norm_snake
-
         fused = (None if backend is None else
                  torch.compile(norm_snake, backend=backend, dynamic=True, fullgraph=True))
         for module in self.decoder.modules():

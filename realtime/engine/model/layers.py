@@ -206,8 +206,12 @@ class AdaIN1d(nn.Module):
         self.fc = nn.Linear(style_dim, 2 * channels)
 
     def forward(self, x: Tensor, s: Tensor, pad: Pad | None = None) -> Tensor:
-        gamma, beta = self.fc(s).unsqueeze(-1).chunk(2, dim=1)  # [B, C, 1] each
-        return instance_norm(x, pad, gamma, beta)
+        return instance_norm(x, pad, *self.style(s))
+
+    def style(self, s: Tensor) -> tuple[Tensor, Tensor]:
+        """The style's scale and shift (gamma, beta), [B, C, 1] each."""
+        gamma, beta = self.fc(s).unsqueeze(-1).chunk(2, dim=1)
+        return gamma, beta
 
 
 class AdaLayerNorm(nn.Module):
