@@ -68,6 +68,9 @@ def _build_parser() -> argparse.ArgumentParser:
                             "it has bfloat16 arithmetic, else float32)")
     bench.add_argument("--no-graphs", action="store_true",
                        help="on CUDA, run batches eagerly instead of through CUDA graphs")
+    bench.add_argument("--windows", action="store_true",
+                       help="the batched mode decodes chunks in windows (1 s, then 3 s), many "
+                            "sessions' windows in one batch, eagerly (no CUDA graphs)")
     bench.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime baseline")
     bench.add_argument("--png", type=Path, default=Path("bench.png"),
                        help="plot to write (default bench.png)")
@@ -298,6 +301,7 @@ def _bench(args: argparse.Namespace, lm: LoadedModel) -> int:
     if not args.single:
         from realtime.bench_engine import SENTENCES, engine_report, run_engine_bench, write_outputs
         from realtime.engine.buckets import Buckets
+        from realtime.engine.model.windows import WindowPlan
 
         cuda = lm.device.type == "cuda"
         default_levels = "1,8,32,64,128,256" if cuda else "1,2,4,8,16"
@@ -308,10 +312,10 @@ def _bench(args: argparse.Namespace, lm: LoadedModel) -> int:
         if not levels or min(levels) < 1 or args.chunks < 1:
             raise ConfigError("--concurrency and --chunks must be at least 1")
         sentences = [_phonemize(t, "en-us") for t in SENTENCES]
-        graphs = None if not cuda or args.no_graphs else Buckets()
+        graphs = None if not cuda or args.no_graphs or args.windows else Buckets()
         result = run_engine_bench(lm, sentences, levels, args.chunks, threads, args.voice,
                                   args.cache_dir, onnx=not args.no_onnx, dtype=args.dtype,
-                                  graphs=graphs)
+                                  graphs=graphs, windows=WindowPlan() if args.windows else None)
         print(engine_report(result))
         json_path = args.json or Path("bench.json")
         write_outputs(result, json_path, args.png)

@@ -15,6 +15,9 @@ records its error and the rest go on; the JSON is rewritten after each):
   graphs, eagerly in half and in float32; CUDA graph capture time and GPU memory; engine levels
   up to 256 sessions (audio-s per s, first-chunk p95 with all sessions arriving at once);
   saturation: one long sentence repeated 1 to 64 times through the graphs, audio-s per s;
+  windows: chunks decoded in windows, every chunk's next window in one eager batch
+  (``--windows on``): six chunks' windows together against alone, and levels 1 to 256 with
+  first audio (the first piece) beside the whole first chunk (audio ``windows_*``);
   fused_norms: the decoder's norm-and-Snake pairs compiled into fused kernels
   (``--fused-norms``): compile and capture time, audio against the unfused, a short chunk,
   levels 1 to 256 (its audio is in the npz as ``fused_*``, for ``--transcribe``);
@@ -136,6 +139,7 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
 
     from realtime.bench_engine import run_engine_bench, write_outputs
     from realtime.engine.buckets import Buckets
+    from realtime.engine.model.windows import WindowPlan
     from realtime.engine.registry import load_model
     from realtime.engine.request import ChunkRequest
     from realtime.engine.runner import ModelRunner
@@ -313,7 +317,7 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
             (out / "gpu-check-kernels.txt").write_text(table)
         return result
 
-    def bench_levels(runner: ModelRunner, buckets: Buckets, sessions: list[int]) -> Any:
+    def bench_levels(runner: ModelRunner, buckets: Buckets | None, sessions: list[int]) -> Any:
         """Levels (cuda: ``sessions``; a dry run: 1) through ``runner``, summarised."""
         result = run_engine_bench(lm, [phonemes[t] for t in SENTENCES],
                                   sessions if cuda else [1], chunks=2,
@@ -321,7 +325,7 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
                                   graphs=buckets, sequential=False, batched_runner=runner)
         found: Any = result["levels"]
         return [{k: level[k] for k in ("concurrency", "throughput", "first_p95_ms",
-                                       "mean_batch")} for level in found]
+                                       "first_audio_p95_ms", "mean_batch")} for level in found]
 
     def doubling() -> dict[str, Any]:
         """The same levels (128 and 256 sessions) with the frame buckets of the first H100
@@ -364,9 +368,32 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
                 "memory_reserved_gb": torch.cuda.memory_reserved() / 2**30 if cuda else None,
                 "levels": levels}
 
+    def windowed() -> dict[str, Any]:
+        """Chunks decoded in windows (1 s, then 3 s), every chunk's next window in one eager
+        batch (--windows on): the first audio (first piece) against the whole first chunk in
+        the levels; six chunks' windows decoded together against each chunk's alone."""
+        runner = ModelRunner(lm, "auto", None, WindowPlan())
+        texts = SENTENCES[:6]
+
+        def decode(batch: list[ChunkRequest]) -> list[Any]:
+            cursors = runner.start_windows(batch)
+            pieces: dict[int, list[Any]] = {id(c): [] for c in cursors}
+            while active := [c for c in cursors if not c.done]:
+                for c, piece in zip(active, runner.next_pieces(active), strict=True):
+                    pieces[id(c)].append(piece.audio)
+            return [np.concatenate(pieces[id(c)]) for c in cursors]
+
+        together = decode(reqs(texts))
+        alone = [decode([r])[0] for r in reqs(texts)]
+        save_audio({f"windows_{i}": a for i, a in enumerate(together)})
+        return {"dtype": runner.dtype,
+                "batched_vs_alone_db": [mel(a, b) for a, b in zip(together, alone, strict=True)],
+                "levels": bench_levels(runner, None, [1, 32, 128, 256])}
+
     report.section("saturation", 20, saturation)
     report.section("engine_levels", 40, levels_run)
     graphed.clear()  # the default runner's graphs go before the next capture
+    report.section("windows", 45, windowed)
     report.section("fused_norms", 90, fused)
     report.section("frames_doubling", 60, doubling)
     print(json.dumps({k: v for k, v in report.data.items() if k != "engine_levels"},

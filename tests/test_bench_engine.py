@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from realtime.bench_engine import engine_report, run_engine_bench, write_outputs
+from realtime.engine.model.windows import WindowPlan
 from realtime.engine.registry import LoadedModel
 from realtime.engine.voices import VoiceLibrary
 from tests.conftest import tiny_model
@@ -37,3 +38,21 @@ def test_bench_levels_json_and_plot(lm: LoadedModel, tmp_path: Path) -> None:
     write_outputs(result, tmp_path / "b.json", tmp_path / "b.png")
     assert json.loads((tmp_path / "b.json").read_text())["levels"][0]["mode"] == "sequential"
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_with_windows_reports_first_audio(lm: LoadedModel) -> None:
+    """The batched mode in windows: the first piece comes before the whole first chunk, and
+    every chunk's audio still comes back whole."""
+    long = "ðə kwɪk baʊn fɑks, ænd mɔ wədz ðæn ðæt, ænd ə fu mɔ æftə ðæt."
+    plan = WindowPlan(first_s=0.03, later_s=0.06, margin_s=0.01, fade_ms=4.0)
+    plain = run_engine_bench(lm, [long], [4], chunks=1, threads=1, onnx=False,
+                             sequential=False)
+    windowed = run_engine_bench(lm, [long], [4], chunks=1, threads=1, onnx=False,
+                                sequential=False, windows=plan)
+    assert windowed["windows"] == {"first_s": 0.03, "later_s": 0.06}
+    (a,), (b,) = plain["levels"], windowed["levels"]  # type: ignore[misc]
+    assert b["audio_s"] == pytest.approx(a["audio_s"])
+    # Whole chunks: the first audio is the whole first chunk (two clock reads apart).
+    assert a["first_audio_p95_ms"] == pytest.approx(a["first_p95_ms"], abs=5)
+    assert b["first_audio_p95_ms"] < b["first_p95_ms"]
+    assert b["mean_batch"] > 1  # the sessions' windows ran together

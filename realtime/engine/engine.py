@@ -1,8 +1,10 @@
 """The engine loop: one thread owns the model; the event loop submits, awaits and cancels.
 
 Between batches the loop drops cancelled chunks and asks the policy for the next batch; a
-chunk cancelled while its batch runs has its result dropped. A chunk decoded in windows runs
-one window at a time and waits in the queue between them, due when its audio sent runs out.
+chunk cancelled while its batch runs has its result dropped. With windowed decoding a batch
+runs one window of each of its chunks, and a chunk waits in the queue between its windows, due
+when its audio sent runs out (so a batch may hold one chunk's first window and another's
+third).
 Every wait is bounded: the queue has a limit (``EngineBusy`` beyond it), and stopping fails
 whatever is still queued.
 """
@@ -15,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -144,9 +146,6 @@ class Engine:
                 if not live:
                     continue
                 batch = self.policy.select(live, self.clock())
-                # A chunk between its windows runs alone, and never joins another batch.
-                batch = batch[:1] if batch[0].windows is not None else [
-                    p for p in batch if p.windows is None]
                 chosen = set(map(id, batch))
                 self._queue = [p for p in live if id(p) not in chosen]
                 self._running = batch
@@ -161,18 +160,18 @@ class Engine:
     def watch(self, callback: Callable[[bool, str], None]) -> None:
         """An engine in this process is never lost and found again: nothing to report."""
 
-    def _windowed(self, batch: list[Pending]) -> bool:
-        return (len(batch) == 1 and getattr(self.runner, "windows", None) is not None
-                and hasattr(self.runner, "run_windows"))
+    def _windowed(self) -> bool:
+        return (getattr(self.runner, "windows", None) is not None
+                and hasattr(self.runner, "next_pieces"))
 
     def _run(self, batch: list[Pending], number: int) -> None:
-        """Run a batch, delivering each chunk as soon as the runner yields it; a chunk decoded
-        in windows runs one window, then waits in the queue for its next (``_run_window``)."""
+        """Run a batch, delivering each chunk as soon as the runner yields it; with windowed
+        decoding, one window of each chunk in the batch (``_run_windows``)."""
         start = self.clock()
         self._batch_started = start
         try:
-            if self._windowed(batch):
-                self._run_window(batch[0], number, start)
+            if self._windowed():
+                self._run_windows(batch, number, start)
                 return
             delivered = 0
             for index, audio, durations in self.runner.run([p.request for p in batch]):
@@ -192,27 +191,36 @@ class Engine:
                 self._running = []
                 self._batch_started = None
 
-    def _run_window(self, p: Pending, number: int, start: float) -> None:
-        """One window of a chunk decoded in windows, delivered as a piece. Until its last, the
-        chunk goes back to the queue due when the audio sent so far runs out, so that another
-        context's first window (due now) can run between two of its windows."""
-        if p.windows is None:
-            p.windows = iter(self.runner.run_windows(p.request))  # type: ignore[attr-defined]
-            p.started = start
-        piece = next(p.windows)
-        durations = piece.durations if piece.durations is not None else _NO_DURATIONS
-        self._deliver(p, piece.audio, durations, piece.last, number, 1, p.started or start)
-        if piece.last:
-            return
-        with self._cond:
-            if p.current.done() or self._stopping:  # cancelled meanwhile: no more windows
-                if self._stopping:
-                    self._fail(p, EngineStopped("the engine is stopping"))
-                return
-            # It plays from its deadline (or from its first piece, if that came later).
-            played_from = max(p.request.deadline, p.started or start)
-            p.resume_by = played_from + p.sent / SAMPLE_RATE
-            self._queue.append(p)
+    def _run_windows(self, batch: list[Pending], number: int, start: float) -> None:
+        """One window of every chunk in the batch, as one padded batch: new chunks are started
+        (the work before the generator, together), then each chunk's next window decoded
+        beside the others' and delivered as a piece. Until its last, a chunk goes back to the
+        queue due when the audio sent so far runs out, so that another context's first window
+        (due now) can run before its next one, or beside it."""
+        runner: Any = self.runner
+        new = [p for p in batch if p.windows is None]
+        if new:
+            cursors = runner.start_windows([p.request for p in new])
+            for p, cursor in zip(new, cursors, strict=True):
+                p.windows, p.started = cursor, start
+        pieces = runner.next_pieces([p.windows for p in batch])
+        if len(pieces) != len(batch):
+            raise RuntimeError(f"the runner gave {len(pieces)} pieces for {len(batch)} chunks")
+        for p, piece in zip(batch, pieces, strict=True):
+            durations = piece.durations if piece.durations is not None else _NO_DURATIONS
+            self._deliver(p, piece.audio, durations, piece.last, number, len(batch),
+                          p.started or start)
+            if piece.last:
+                continue
+            with self._cond:
+                if p.current.done() or self._stopping:  # cancelled meanwhile: no more windows
+                    if self._stopping:
+                        self._fail(p, EngineStopped("the engine is stopping"))
+                    continue
+                # It plays from its deadline (or from its first piece, if that came later).
+                played_from = max(p.request.deadline, p.started or start)
+                p.resume_by = played_from + p.sent / SAMPLE_RATE
+                self._queue.append(p)
 
     def _deliver(self, p: Pending, audio: np.ndarray, durations: np.ndarray, last: bool,
                  number: int, size: int, start: float) -> None:

@@ -26,14 +26,17 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
         import torch
 
         torch.set_num_threads(cfg.threads)
-    buckets = cfg.buckets() if lm.device.type == "cuda" and cfg.cuda_graphs else None
     windows = (WindowPlan(cfg.window_first_s, cfg.window_later_s)
                if cfg.windowed(lm.device.type) else None)
+    # Windows are decoded eagerly (the graphs are captured for whole chunks).
+    graphs = lm.device.type == "cuda" and cfg.cuda_graphs and windows is None
+    buckets = cfg.buckets() if graphs else None
     runner = ModelRunner(lm, cfg.dtype, buckets, windows,  # type: ignore[arg-type]
                          fused_norms=cfg.fused_norms)
     max_batch = cfg.max_batch or default_max_batch(lm.device)
-    engine = Engine(runner, EDFPolicy(max_batch, cfg.max_frames, buckets=buckets),
-                    cfg.queue_limit)
+    policy = EDFPolicy(max_batch, cfg.max_frames, buckets=buckets,
+                       window_s=None if windows is None else windows.padded_s())
+    engine = Engine(runner, policy, cfg.queue_limit)
     if status is not None:
         status("warming up the engine and capturing CUDA graphs" if buckets
                else "warming up the engine")

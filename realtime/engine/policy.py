@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .buckets import Buckets
-from .request import Pending
+from .request import FRAME_S, Pending
 
 # Frames are estimated from phoneme counts before the durations are known; a bucket is chosen
 # from the estimate with this margin, so that the real frames usually fit the same graph.
@@ -37,12 +37,25 @@ class EDFPolicy:
     estimated frames (the padded work). ``length_ratio``: a chunk joins only if its estimated
     length is within this factor of the anchor's, either way. ``buckets``: the static shapes
     batches run in (see the module doc); their ``max_cells`` bounds the padded work instead.
+    ``window_s``: with windowed decoding, a batch decodes one window of each chunk (seconds of
+    the first and of each later window, margins included): lengths are compared and bounded by
+    that, not by the whole chunk.
     """
 
     max_batch: int = 8
     max_frames: float = 12_000.0
     length_ratio: float = 2.5
     buckets: Buckets | None = None
+    window_s: tuple[float, float] | None = None
+
+    def size(self, p: Pending) -> float:
+        """A chunk's estimated frames of padded work in its next batch: all of it, or with
+        windowed decoding (``window_s``: the first and each later window's seconds, margins
+        included) at most its next window's."""
+        if self.window_s is None:
+            return p.size
+        window = self.window_s[0] if p.windows is None else self.window_s[1]
+        return min(p.size, window / FRAME_S)
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -54,12 +67,12 @@ class EDFPolicy:
         ordered = sorted(queue, key=lambda p: (p.deadline, p.seq))
         anchor = ordered[0]
         batch = [anchor]
-        longest = anchor.size
+        first = longest = self.size(anchor)
         for cand in ordered[1:]:
             if len(batch) >= self.max_batch:
                 break
-            size = max(cand.size, 1.0)
-            ratio = max(size, anchor.size) / max(min(size, anchor.size), 1.0)
+            size = max(self.size(cand), 1.0)
+            ratio = max(size, first) / max(min(size, first), 1.0)
             if ratio > self.length_ratio:
                 continue
             if not self._fits(len(batch) + 1, max(longest, size)):

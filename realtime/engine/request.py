@@ -7,7 +7,6 @@ so that a barge-in can cancel everything that owner has queued.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -94,9 +93,10 @@ class Pending:
     future: Future[ChunkResult] = field(default_factory=Future)
     tail: Future[ChunkResult] | None = None  # the next piece's future, once a piece went out
     sent: int = 0  # samples delivered in pieces so far
-    # A chunk decoded in windows waits in the queue between its windows: its suspended
-    # windows, when its first piece went out (engine clock), and when its next one is needed.
-    windows: Iterator[Any] | None = None
+    # A chunk decoded in windows waits in the queue between its windows: its cursor (the
+    # runner's: model/windows.py), when its first window began (engine clock), and when its
+    # next one is needed.
+    windows: Any = None
     started: float | None = None
     resume_by: float | None = None
 

@@ -15,7 +15,8 @@ import torch
 from realtime.errors import ConfigError
 
 from .graphs import Buckets, StaticForward, describe
-from .model.windows import Piece, WindowPlan, decode_windows
+from .model.kmodel import SynthItem
+from .model.windows import Cursor, Piece, WindowPlan, next_pieces, start_windows
 from .registry import LoadedModel
 from .request import ChunkRequest
 
@@ -82,8 +83,9 @@ class ModelRunner:
     else float32), ``float32``, or autocast to ``bfloat16`` / ``float16`` (CUDA only); the
     LSTMs, the harmonic source and the STFTs stay in float32 whatever it is. ``graphs``:
     static-shape buckets to pad batches to, with CUDA graphs captured over them at warm-up on a
-    GPU (``graphs.py``); None runs every batch eagerly at its own shape. ``windows``: decode a
-    batch of one in windows (``run_windows``, model/windows.py). ``fused_norms``: compile the
+    GPU (``graphs.py``); None runs every batch eagerly at its own shape. ``windows``: decode
+    chunks in windows (``start_windows`` and ``next_pieces``, model/windows.py; eager, also
+    on a GPU). ``fused_norms``: compile the
     decoder's norm-and-Snake pairs over padded batches into fused kernels
     (``KModel.fuse_norms``; it switches the model itself, for every runner on it).
     """
@@ -106,32 +108,36 @@ class ModelRunner:
                        StaticForward(lm.model, graphs, lm.device.type == "cuda", self._autocast))
         self.windows = windows
 
-    def run_windows(self, request: ChunkRequest) -> Iterator[Piece]:
-        """One chunk's audio in pieces (``windows``' plan; model/windows.py), each as soon as
-        its window is decoded. The engine uses it for a batch of one when ``windows`` is set."""
+    def start_windows(self, batch: Sequence[ChunkRequest]) -> list[Cursor]:
+        """The work before the generator for a batch of chunks, one pass (model/windows.py):
+        a cursor per chunk, for :meth:`next_pieces`. The engine uses it when ``windows`` is
+        set: every batch is then decoded a window per chunk."""
         if self.windows is None:
             raise ConfigError("this runner decodes whole chunks (no window plan)")
-        model, voices = self.lm.model, self.lm.voices
-        ids = model.phonemes_to_ids(request.phonemes)
-        item = model.item(ids, voices.style(request.voice, len(ids)), request.speed,
-                          request.seed)
-        pieces = decode_windows(model, item, self.windows)
-        while True:
-            with self._autocast():
-                piece = next(pieces, None)
-            if piece is None:
-                return
-            yield piece
+        items = self._items(batch)
+        with self._autocast():
+            return start_windows(self.lm.model, items, self.windows)
+
+    def next_pieces(self, cursors: Sequence[Cursor]) -> list[Piece]:
+        """The next window of each chunk (started together or not), one padded batch: a piece
+        each, in order."""
+        with self._autocast():
+            return next_pieces(self.lm.model, cursors)
 
     def prepare(self, request: ChunkRequest) -> None:
         self.info.check(request)  # what a worker process checks too, without the model
 
-    def run(self, batch: Sequence[ChunkRequest]) -> Iterator[RunOutput]:
+    def _items(self, batch: Sequence[ChunkRequest]) -> list[SynthItem]:
         model, voices = self.lm.model, self.lm.voices
         items = []
         for r in batch:
             ids = model.phonemes_to_ids(r.phonemes)
             items.append(model.item(ids, voices.style(r.voice, len(ids)), r.speed, r.seed))
+        return items
+
+    def run(self, batch: Sequence[ChunkRequest]) -> Iterator[RunOutput]:
+        model = self.lm.model
+        items = self._items(batch)
         if self.static is not None:
             outs = self.static.forward_batch(items)
         else:

@@ -8,11 +8,19 @@ row's samples may not move when its neighbours grow or change.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from realtime.engine.model import KModel, SynthItem
 from realtime.engine.model import layers as model_layers
+from realtime.engine.model.windows import (
+    Piece,
+    WindowPlan,
+    decode_windows,
+    next_pieces,
+    start_windows,
+)
 from realtime.quality import mel_distance_db
 from tests.conftest import TINY_VOCAB, tiny_model
 
@@ -145,3 +153,51 @@ def test_padding_frames_are_zero(model: KModel) -> None:
     for b, total in enumerate(totals.tolist()):
         assert float(wave[b, total * step:].abs().max()) == 0.0
         assert float(wave[b, :total * step].abs().max()) > 1e-3
+
+
+# Windows of tens of ms: the tiny model speaks fast (8 samples a generator frame).
+WINDOWS = WindowPlan(first_s=0.03, later_s=0.06, margin_s=0.01, fade_ms=4.0)
+
+
+def _decode_together(model: KModel, first: list[SynthItem],
+                     later: list[SynthItem]) -> list[list[Piece]]:
+    """``first`` started as one batch; after its first windows, ``later`` started as another;
+    then every unfinished chunk's next window decoded together, the two fronts interleaved."""
+    a = start_windows(model, first, WINDOWS)
+    out: dict[int, list[Piece]] = {id(c): [] for c in a}
+    for c, p in zip(a, next_pieces(model, a), strict=True):
+        out[id(c)].append(p)
+    b = start_windows(model, later, WINDOWS)
+    out |= {id(c): [] for c in b}
+    cursors = [c for pair in zip(b, a, strict=False) for c in pair] + a[len(b):] + b[len(a):]
+    while active := [c for c in cursors if not c.done]:
+        for c, p in zip(active, next_pieces(model, active), strict=True):
+            out[id(c)].append(p)
+    return [out[id(c)] for c in a + b]
+
+
+@pytest.mark.parametrize("noise", [False, True], ids=["no-noise", "seeded-noise"])
+def test_windows_batched_equal_windows_alone(model: KModel, ordering_db: float,
+                                             noise: bool) -> None:
+    """Windows of several chunks decoded as one padded batch (chunks started at different
+    times, at different windows): each chunk's pieces as when it runs alone."""
+    batch = items(model, [40, 5, 160, 12, 75], seed=5, noise=noise)
+    together = _decode_together(model, batch[:3], batch[3:])
+    for it, pieces in zip(batch, together, strict=True):
+        alone = list(decode_windows(model, it, WINDOWS))
+        assert [len(p.audio) for p in pieces] == [len(p.audio) for p in alone]
+        assert [p.last for p in pieces] == [p.last for p in alone]
+        assert np.array_equal(pieces[0].durations, alone[0].durations)
+        joined, own = (np.concatenate([p.audio for p in ps]) for ps in (pieces, alone))
+        assert float(np.abs(own).max()) > 1e-3
+        assert mel_distance_db(joined, own) <= bound(ordering_db)
+    assert max(len(ps) for ps in together) >= 4  # several windows each: the test means something
+
+
+def test_a_window_ignores_its_neighbours(model: KModel) -> None:
+    """A chunk's windows do not move when the chunks decoded beside them change."""
+    row = items(model, [60], seed=6)[0]
+    first = _decode_together(model, [row, *items(model, [150, 3], seed=8)], [])[0]
+    other = _decode_together(model, [row], items(model, [20, 220], seed=9))[0]
+    for p, q in zip(first, other, strict=True):
+        assert float(np.abs(p.audio - q.audio).max()) <= 1e-5

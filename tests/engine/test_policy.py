@@ -91,3 +91,20 @@ def test_batches_fit_the_graph_buckets() -> None:
     # A chunk longer than every bucket still runs, alone (eagerly).
     assert len(policy.select([pend(0, 0.0, phonemes=400), pend(1, 1.0, phonemes=400)],
                              0.0)) == 1
+
+
+def test_windows_bound_a_batch_by_its_windows() -> None:
+    """With windowed decoding a batch decodes one window per chunk: long chunks are bounded
+    and grouped by their next window, not by their whole length."""
+    per = 200 * FRAMES_PER_PHONEME  # 600 frames: 15 s of audio each
+    q = [pend(i, 0.0, phonemes=200) for i in range(100)] + [pend(100, 0.0, phonemes=15)]
+    whole = EDFPolicy(max_batch=128, max_frames=20 * per)
+    assert len(whole.select(q, 0.0)) == 20
+    windowed = EDFPolicy(max_batch=128, max_frames=20 * per, window_s=(1.4, 3.4))
+    # 1.4 s = 56 frames each; the short chunk (45 frames) is as long as those windows: it joins.
+    assert len(windowed.select(q, 0.0)) == 101
+    # A chunk between windows counts its later window (3.4 s: 136 frames).
+    started = pend(101, 0.0, phonemes=200)
+    started.windows = object()
+    assert windowed.size(started) == pytest.approx(136)
+    assert windowed.size(q[100]) == q[100].size  # shorter than a window: its own length

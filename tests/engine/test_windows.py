@@ -4,9 +4,10 @@ runner and the engine delivering a chunk in pieces (and cutting it off on cancel
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import pytest
@@ -114,13 +115,18 @@ def local_step(audio: np.ndarray, s: int, reach: int = 96) -> float:
 def test_runner_pieces_join_to_its_windows(lm: LoadedModel) -> None:
     runner = ModelRunner(lm, "float32", windows=FAST)
     request = ChunkRequest("s", "c", LONG, "a", 0.0)
-    pieces = list(runner.run_windows(request))
+    (cursor,) = runner.start_windows([request])
+    pieces = []
+    while not cursor.done:
+        pieces += runner.next_pieces([cursor])
     direct = list(decode_windows(lm.model, item(lm, LONG), FAST))
     assert len(pieces) == len(direct)
     for a, b in zip(pieces, direct, strict=True):
         assert np.array_equal(a.audio, b.audio)
+    with pytest.raises(RuntimeError):
+        runner.next_pieces([cursor])  # no window left
     with pytest.raises(ConfigError):
-        list(ModelRunner(lm).run_windows(request))
+        ModelRunner(lm).start_windows([request])
 
 
 def test_engine_delivers_pieces_in_order(lm: LoadedModel) -> None:
@@ -148,7 +154,8 @@ def test_engine_delivers_pieces_in_order(lm: LoadedModel) -> None:
 
 
 class GatedPieces:
-    """A windowed runner whose pieces wait for a gate each: a cancel between them."""
+    """A windowed runner whose windows wait for a gate each: a cancel between them, and the
+    order in which windows run. A cursor is [text, next window]."""
 
     windows = True
 
@@ -156,6 +163,7 @@ class GatedPieces:
         self.gate = threading.Semaphore(0)
         self.made = 0
         self.order: list[tuple[str, int]] = []
+        self.batches: list[list[tuple[str, int]]] = []
         self.waiting = threading.Event()  # a window waits for the gate
 
     def prepare(self, request: ChunkRequest) -> None:
@@ -164,15 +172,23 @@ class GatedPieces:
     def run(self, batch: Sequence[ChunkRequest]) -> list[tuple[int, np.ndarray, np.ndarray]]:
         return [(i, np.zeros(4, np.float32), np.ones(3, np.int64)) for i in range(len(batch))]
 
-    def run_windows(self, request: ChunkRequest) -> Iterator[Piece]:
-        for i in range(5):
-            self.waiting.set()
-            assert self.gate.acquire(timeout=10)
-            self.waiting.clear()
+    def start_windows(self, batch: Sequence[ChunkRequest]) -> list[list[Any]]:
+        return [[r.phonemes, 0] for r in batch]
+
+    def next_pieces(self, cursors: Sequence[list[Any]]) -> list[Piece]:
+        self.waiting.set()
+        assert self.gate.acquire(timeout=10)
+        self.waiting.clear()
+        out = []
+        self.batches.append([(c[0], c[1]) for c in cursors])
+        for c in cursors:
+            i = c[1]
+            c[1] += 1
             self.made += 1
-            self.order.append((request.phonemes, i))
-            yield Piece(np.full(10, i, np.float32), np.ones(3, np.int64) if i == 0 else None,
-                        i == 4)
+            self.order.append((c[0], i))
+            out.append(Piece(np.full(10, i, np.float32),
+                             np.ones(3, np.int64) if i == 0 else None, i == 4))
+        return out
 
     def warm_up(self) -> None:
         pass
@@ -225,6 +241,34 @@ def test_another_contexts_first_window_runs_between_two_windows() -> None:
                 res = res.next.result(5)
         assert runner.order[:3] == [("a", 0), ("b", 0), ("a", 1)]
         assert sorted(runner.order) == [(c, i) for c in "ab" for i in range(5)]
+    finally:
+        for _ in range(10):
+            runner.gate.release()
+        engine.stop()
+
+
+def test_windows_of_several_chunks_run_as_one_batch() -> None:
+    """With batches of more than one, new contexts' first windows run beside the next window of
+    a chunk already playing (earliest deadline first: the new ones are due now)."""
+    runner = GatedPieces()
+    engine = Engine(runner, EDFPolicy(max_batch=4))
+    engine.start()
+    try:
+        a = engine.submit(ChunkRequest("s", "a", "a", "v", 0.0))
+        assert runner.waiting.wait(5)  # a's first window runs
+        b = engine.submit(ChunkRequest("t", "b", "b", "v", 0.0))
+        c = engine.submit(ChunkRequest("u", "c", "c", "v", 0.0))
+        runner.gate.release()
+        for _ in range(10):
+            runner.gate.release()
+        firsts = [f.result(5) for f in (a, b, c)]
+        for res in firsts:
+            while res.next is not None:
+                res = res.next.result(5)
+        assert runner.batches[:2] == [[("a", 0)], [("b", 0), ("c", 0), ("a", 1)]]
+        assert [r.batch_size for r in firsts] == [1, 3, 3]
+        assert all(len(r.durations) == 3 for r in firsts)
+        assert sorted(runner.order) == [(k, i) for k in "abc" for i in range(5)]
     finally:
         for _ in range(10):
             runner.gate.release()

@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.engine.model.windows import WindowPlan, decode_windows
+from realtime.engine.model.windows import (
+    Piece,
+    WindowPlan,
+    decode_windows,
+    next_pieces,
+    start_windows,
+)
 from realtime.quality import mel_distance_db
 from tests.real.conftest import Transcriber, normalise
 
@@ -22,6 +28,8 @@ PHONEMES = json.loads((Path(__file__).parents[2] / "scripts" / "gpu_check_phonem
                       .read_text(encoding="utf-8"))
 TEXTS = [t for t in PHONEMES if len(PHONEMES[t]) > 60][:4]
 MEL_BOUND_DB = 3.0  # measured up to 2.6 dB over ten sentences (scripts/window_choices.py)
+# Batched against alone, whole chunks: float ordering alone gives up to 0.16 dB (docs/engine.md).
+BATCHED_BOUND_DB = 0.3
 
 
 def seam_step(audio: np.ndarray, s: int) -> float:
@@ -59,3 +67,31 @@ def test_windows_sound_like_the_whole_chunk(real, transcribe: Transcriber,  # ty
         clicks_without_fade += sum(seam_step(hard, s) > local_step(hard, s)
                                    for s in np.cumsum([len(p.audio) for p in cut[:-1]]))
     assert clicks_without_fade > 0  # the measure does see a hard cut
+
+
+def test_windows_batched_sound_like_windows_alone(real, transcribe: Transcriber,  # type: ignore[no-untyped-def]
+                                                  tmp_path: Path) -> None:
+    """Four sentences' windows decoded as one padded batch (what a GPU serving many sessions
+    runs) against each sentence's windows decoded alone: within the float-ordering distance of
+    whole batches (docs/engine.md), the same durations, the same words."""
+    model = real.model
+    items = []
+    for text in TEXTS:
+        ids = model.phonemes_to_ids(PHONEMES[text])
+        items.append(model.item(ids, real.voices.style("af_heart", len(ids))))
+    cursors = start_windows(model, items, WindowPlan())
+    together: dict[int, list[Piece]] = {id(c): [] for c in cursors}
+    while active := [c for c in cursors if not c.done]:
+        for c, piece in zip(active, next_pieces(model, active), strict=True):
+            together[id(c)].append(piece)
+    for n, (item, cursor) in enumerate(zip(items, cursors, strict=True)):
+        mine = together[id(cursor)]
+        alone = list(decode_windows(model, item, WindowPlan()))
+        assert [len(p.audio) for p in mine] == [len(p.audio) for p in alone]
+        assert np.array_equal(mine[0].durations, alone[0].durations)
+        a, b = (np.concatenate([p.audio for p in ps]) for ps in (mine, alone))
+        distance = mel_distance_db(a, b)
+        print(f"\n{len(a) / 24000:.1f} s, {len(mine)} pieces, batched vs alone: {distance:.3f} dB")
+        assert distance <= BATCHED_BOUND_DB
+        assert normalise(transcribe(a, tmp_path, f"b{n}")) == normalise(
+            transcribe(b, tmp_path, f"s{n}"))
