@@ -223,53 +223,43 @@ def test_cancel_between_pieces_stops_the_windows() -> None:
         engine.stop()
 
 
+def _behind_a_first_window(max_batch: int, later: str) -> tuple[GatedPieces, list[ChunkResult]]:
+    """Context "a" submitted; while its first window runs, contexts ``later`` (one letter
+    each, another session each) are submitted; every window then runs to the end. The runner
+    (its order and batches) and each context's first result."""
+    runner = GatedPieces()
+    engine = Engine(runner, EDFPolicy(max_batch=max_batch))
+    engine.start()
+    try:
+        futures = [engine.submit(ChunkRequest("s", "a", "a", "v", 0.0))]
+        assert runner.waiting.wait(5)  # a's first window runs
+        futures += [engine.submit(ChunkRequest(f"s{k}", k, k, "v", 0.0)) for k in later]
+        for _ in range(5 * len(futures)):
+            runner.gate.release()
+        firsts = [f.result(5) for f in futures]
+        for res in firsts:
+            while res.next is not None:
+                res = res.next.result(5)
+        return runner, firsts
+    finally:
+        for _ in range(15):
+            runner.gate.release()
+        engine.stop()
+
+
 def test_another_contexts_first_window_runs_between_two_windows() -> None:
     """Earliest deadline first between windows: a new context's first window (due now) goes
     before the next window of a chunk whose listener still has audio in hand."""
-    runner = GatedPieces()
-    engine = Engine(runner, EDFPolicy(max_batch=1))
-    engine.start()
-    try:
-        a = engine.submit(ChunkRequest("s", "a", "a", "v", 0.0))
-        assert runner.waiting.wait(5)  # a's first window runs
-        b = engine.submit(ChunkRequest("s", "b", "b", "v", 0.0))
-        for _ in range(10):
-            runner.gate.release()
-        for future in (a, b):
-            res = future.result(5)
-            while res.next is not None:
-                res = res.next.result(5)
-        assert runner.order[:3] == [("a", 0), ("b", 0), ("a", 1)]
-        assert sorted(runner.order) == [(c, i) for c in "ab" for i in range(5)]
-    finally:
-        for _ in range(10):
-            runner.gate.release()
-        engine.stop()
+    runner, _ = _behind_a_first_window(1, "b")
+    assert runner.order[:3] == [("a", 0), ("b", 0), ("a", 1)]
+    assert sorted(runner.order) == [(c, i) for c in "ab" for i in range(5)]
 
 
 def test_windows_of_several_chunks_run_as_one_batch() -> None:
     """With batches of more than one, new contexts' first windows run beside the next window of
     a chunk already playing (earliest deadline first: the new ones are due now)."""
-    runner = GatedPieces()
-    engine = Engine(runner, EDFPolicy(max_batch=4))
-    engine.start()
-    try:
-        a = engine.submit(ChunkRequest("s", "a", "a", "v", 0.0))
-        assert runner.waiting.wait(5)  # a's first window runs
-        b = engine.submit(ChunkRequest("t", "b", "b", "v", 0.0))
-        c = engine.submit(ChunkRequest("u", "c", "c", "v", 0.0))
-        runner.gate.release()
-        for _ in range(10):
-            runner.gate.release()
-        firsts = [f.result(5) for f in (a, b, c)]
-        for res in firsts:
-            while res.next is not None:
-                res = res.next.result(5)
-        assert runner.batches[:2] == [[("a", 0)], [("b", 0), ("c", 0), ("a", 1)]]
-        assert [r.batch_size for r in firsts] == [1, 3, 3]
-        assert all(len(r.durations) == 3 for r in firsts)
-        assert sorted(runner.order) == [(k, i) for k in "abc" for i in range(5)]
-    finally:
-        for _ in range(10):
-            runner.gate.release()
-        engine.stop()
+    runner, firsts = _behind_a_first_window(4, "bc")
+    assert runner.batches[:2] == [[("a", 0)], [("b", 0), ("c", 0), ("a", 1)]]
+    assert [r.batch_size for r in firsts] == [1, 3, 3]
+    assert all(len(r.durations) == 3 for r in firsts)
+    assert sorted(runner.order) == [(k, i) for k in "abc" for i in range(5)]
