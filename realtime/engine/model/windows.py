@@ -36,7 +36,7 @@ from realtime.errors import ConfigError
 
 from .config import SAMPLE_RATE
 from .kmodel import KModel, SynthItem
-from .layers import Pad
+from .layers import Pad, zero_pad_
 
 __all__ = ["Cursor", "Front", "Piece", "WindowPlan", "decode_windows", "next_pieces",
            "start_windows"]
@@ -191,18 +191,18 @@ def next_pieces(model: KModel, cursors: Sequence[Cursor]) -> list[Piece]:
         one = gen.synth(c.front.x[r:r + 1, :, lo:hi], c.front.style[r:r + 1],
                         c.front.har[r:r + 1, :, lo * k:hi * k + 1])
         return [c.piece(one[0].float().cpu().numpy())]
-    x, har, style, widths = _gather(cursors, spans, k)
-    audio = gen.synth(x, style, har, Pad(widths, x.shape[2])).float().cpu().numpy()  # once
+    x, har, style, pad = _gather(cursors, spans, k)
+    audio = gen.synth(x, style, har, pad).float().cpu().numpy()  # once
     step = gen.source_scale
     return [c.piece(audio[i, :(hi - lo) * step])
             for i, (c, (lo, hi)) in enumerate(zip(cursors, spans, strict=True))]
 
 
 def _gather(cursors: Sequence[Cursor], spans: Sequence[tuple[int, int]],
-            k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+            k: int) -> tuple[Tensor, Tensor, Tensor, Pad]:
     """The windows as one padded batch: x [N, C, W] and har [N, n_fft + 2, W * k + 1], 0 past
-    each row's window, the styles [N, style] and the widths [N] (on the device). One gather
-    per front, not a copy per row."""
+    each row's window, the styles [N, style] and the rows' padding (their widths, on the
+    device). One gather per front, not a copy per row."""
     width = max(hi - lo for lo, hi in spans)
     groups: dict[int, list[int]] = {}
     for i, c in enumerate(cursors):
@@ -223,9 +223,9 @@ def _gather(cursors: Sequence[Cursor], spans: Sequence[tuple[int, int]],
     if order != sorted(order):  # back to the cursors' order
         back = torch.tensor(sorted(range(len(order)), key=order.__getitem__), device=dev)
         x, har, style, widths = (t.index_select(0, back) for t in (x, har, style, widths))
-    keep = Pad(widths, width).keep_as(x.dtype)
-    har_keep = Pad(widths * k + 1, width * k + 1).keep_as(har.dtype)
-    return x * keep, har * har_keep, style, widths
+    pad = Pad(widths, width)
+    # The gathers made fresh tensors: their padding is zeroed in place.
+    return zero_pad_(x, pad), zero_pad_(har, pad.scaled(k, 1)), style, pad
 
 
 def _window_rows(t: Tensor, rows: Tensor, starts: Tensor, width: int) -> Tensor:
