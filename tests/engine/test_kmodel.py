@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from realtime.engine.model import KModel
+from realtime.engine.model import KModel, layers
+from realtime.engine.model.layers import WNConv1d, conv1d_tiled
 from realtime.errors import InputError
 
 PHONEMES = "hˈɛloʊ wˈɜːld, ðɪs ɪz ə tˈɛst."
@@ -87,3 +89,41 @@ def test_kokoro_v1_shape_has_the_official_parameter_count() -> None:
     assert counts["predictor"] == 16_194_612
     assert sum(len(getattr(model, p).state_dict()) for p in model.PARTS) == 546
     assert model.config.frame_samples == 600
+
+
+@pytest.mark.parametrize(("rows", "length", "k", "dilation"),
+                         [(1, 4001, 11, 1), (3, 2500, 7, 5), (2, 2048, 3, 3), (1, 3000, 1, 1)])
+def test_tiled_convolution_equals_one_convolution(rows: int, length: int, k: int,
+                                                  dilation: int) -> None:
+    g = torch.Generator().manual_seed(k)
+    x = torch.randn(rows, 8, length, generator=g)
+    w, b = torch.randn(6, 8, k, generator=g), torch.randn(6, generator=g)
+    pad = dilation * (k - 1) // 2
+    want = F.conv1d(x, w, b, padding=pad, dilation=dilation)
+    for tile in (256, 1000):
+        got = conv1d_tiled(x, w, b, pad, dilation, tile)
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_long_cpu_float32_convolutions_take_the_tiled_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    conv = WNConv1d(4, 4, 11, dilation=3, padding=15)
+    calls: list[int] = []
+    real_tiled = layers.conv1d_tiled
+
+    def counting(*args: object) -> torch.Tensor:
+        calls.append(1)
+        return real_tiled(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(layers, "conv1d_tiled", counting)
+    x = torch.randn(2, 4, 2 * layers.CPU_CONV_TILE)
+    with torch.inference_mode():
+        want = F.conv1d(x, conv.weight, conv.bias, padding=15, dilation=3)
+        torch.testing.assert_close(conv(x), want, rtol=1e-5, atol=1e-4)
+        assert len(calls) == 1
+        conv(x[..., :layers.CPU_CONV_TILE])  # short: one convolution
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # bfloat16 kernels: not measured
+            conv(x)
+        monkeypatch.setattr(layers, "CPU_CONV_TILE", 0)
+        conv(x)
+    assert len(calls) == 1

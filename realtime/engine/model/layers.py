@@ -55,8 +55,35 @@ class WNConv1d(_WeightNormed):
         self._init_wn((c_out, c_in // groups, kernel_size), c_out if bias else None)
 
     def forward(self, x: Tensor) -> Tensor:
+        if (CPU_CONV_TILE and x.device.type == "cpu" and x.dtype == torch.float32
+                and self.stride == 1 and self.groups == 1 and x.shape[-1] >= 2 * CPU_CONV_TILE
+                and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()):
+            return conv1d_tiled(x, self.weight, self.bias, self.padding, self.dilation,
+                                CPU_CONV_TILE)
         return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
+
+
+# Output samples per tile of a long float32 convolution on a CPU (0: never tile). Over one
+# long row, oneDNN runs wide or dilated kernels (k = 11, or dilation > 1: most of the
+# generator's resblocks) as im2col + GEMM, which took about twice the time of its direct kernel
+# on an AVX2 CPU; over tiles folded into the batch it picks the direct kernel (docs/performance.md).
+CPU_CONV_TILE = 1024
+
+
+def conv1d_tiled(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, dilation: int,
+                 tile: int) -> Tensor:
+    """``F.conv1d`` (stride 1, one group) of x [B, C, L], computed over tiles of ``tile``
+    output samples, each with the ``dilation * (k - 1)`` input samples around it, stacked on the
+    batch dimension. The same sums as one convolution over the row; zeros pad both ends."""
+    halo = dilation * (weight.shape[-1] - 1)
+    rows, channels, length = x.shape
+    out = length + 2 * padding - halo
+    n = -(-out // tile)
+    x = F.pad(x, (padding, n * tile + halo - length - padding))
+    tiles = x.unfold(2, tile + halo, tile).transpose(1, 2).reshape(rows * n, channels, tile + halo)
+    y = F.conv1d(tiles, weight, bias, dilation=dilation)
+    return y.view(rows, n, -1, tile).transpose(1, 2).reshape(rows, -1, n * tile)[..., :out]
 
 
 class WNConvTranspose1d(_WeightNormed):
