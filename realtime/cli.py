@@ -20,9 +20,9 @@ log = logging.getLogger("realtime")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    from realtime.engine.registry import DEFAULT_MODEL, MODELS
+    from realtime.engine.catalog import DEFAULT_MODEL, MODEL_DESCRIPTIONS
 
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS),
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODEL_DESCRIPTIONS),
                    help=f"registered weight set (default {DEFAULT_MODEL})")
     p.add_argument("--model-dir", type=Path, default=None,
                    help="directory with config.json, kokoro-v1_0.pth and voices/ "
@@ -187,14 +187,15 @@ def _session_field(record: logging.LogRecord) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from realtime.engine.registry import MODELS, load_model
-
     if args.command == "models":
-        for spec in MODELS.values():
-            print(f"{spec.name:<18} {spec.description}")
+        from realtime.engine.catalog import MODEL_DESCRIPTIONS
+
+        for name, description in MODEL_DESCRIPTIONS.items():
+            print(f"{name:<18} {description}")
         return 0
     if args.command == "serve":
-        return _serve(args)
+        return _serve(args)  # the supervisor spawns the processes that import torch
+    from realtime.engine.registry import load_model
     from realtime.synth import set_threads
 
     set_threads(args.threads)
@@ -237,7 +238,7 @@ def _serve_config(args: argparse.Namespace, env: Mapping[str, str] | None = None
     import os
 
     from realtime.config import load_config
-    from realtime.engine.registry import DEFAULT_MODEL
+    from realtime.engine.catalog import DEFAULT_MODEL
 
     env = os.environ if env is None else env
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from realtime.engine.buckets import Buckets, parse_sizes
+from realtime.engine.catalog import DEFAULT_MODEL
 from realtime.errors import ConfigError
 from realtime.text.languages import AUTO, LANGUAGES
 
@@ -65,7 +66,7 @@ class EngineConfig:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
-    model: str = "kokoro-v1.0-int8"
+    model: str = DEFAULT_MODEL
     model_dir: Path | None = None
     cache_dir: Path | None = None
     engine: EngineConfig = field(default_factory=EngineConfig)

