@@ -148,15 +148,21 @@ class ModelRunner:
 
     def warm_up(self) -> None:
         """Run the kernels once (first calls allocate and pick algorithms), and make the
-        static shapes' graphs, with progress in the log."""
+        static shapes' graphs, with progress in the log.
+
+        On a CPU one short chunk is enough: a padded batch of the two (about 5.5 s of a 2-core
+        machine's start) made the first request no faster than the short chunk alone did
+        (first windowed piece of a new sentence about 1.0 s either way, 1.25 s with no warm-up
+        at all; docs/engine.md)."""
         voice = self.lm.default_voice
         vocab = self.lm.model.config.vocab
         texts = ["".join(c for c in p if c in vocab) for p in WARM_UP_PHONEMES]
         reqs = [ChunkRequest("warm-up", "warm-up", t, voice, 0.0) for t in texts if t]
         for _ in self.run(reqs[:1]):
             pass
-        for _ in self.run(reqs):
-            pass
+        if self.lm.device.type != "cpu":
+            for _ in self.run(reqs):
+                pass
         if self.static is not None:
             self.static.warm_up(_log_progress)
             for line in describe(self.static):

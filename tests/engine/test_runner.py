@@ -82,3 +82,19 @@ def test_engine_with_model(lm: LoadedModel) -> None:
                    for o in out)
     finally:
         eng.stop()
+
+
+def test_cpu_warm_up_runs_one_short_chunk(lm: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU the warm-up is one short chunk (the padded batch of two cost seconds of start
+    and gained the first request nothing; docs/engine.md)."""
+    runner = ModelRunner(lm, "float32")
+    batches: list[list[str]] = []
+    run = runner.run
+
+    def counting(batch):  # type: ignore[no-untyped-def]
+        batches.append([r.phonemes for r in batch])
+        return run(batch)
+
+    monkeypatch.setattr(runner, "run", counting)
+    runner.warm_up()
+    assert len(batches) == 1 and len(batches[0]) == 1 and len(batches[0][0]) <= 8
