@@ -147,11 +147,20 @@ async def start_serving(state: AppState, source: EngineSource) -> None:
     def status(reason: str) -> None:
         state.reason = reason
 
-    try:
-        engine = await asyncio.to_thread(source, cfg, status)
-        state.reason = "loading the text front end"
+    async def load_front_end() -> None:
         for language in Phonemizer.languages():
             state.phonemizers[language] = await asyncio.to_thread(Phonemizer, language)
+
+    # The text front end loads while the engine loads (in this process or its own): a worker
+    # process was ready about 0.7 s after its engine, loading it afterwards.
+    front_end = asyncio.create_task(load_front_end())
+    try:
+        try:
+            engine = await asyncio.to_thread(source, cfg, status)
+            state.reason = "loading the text front end"
+            await front_end
+        finally:
+            front_end.cancel()  # done by now, unless the engine failed: then nobody waits
         state.pace = Pace(cfg.chunk_plan_rtf, engine.info.device.split(":")[0])
         state.engine = engine
         state.status, state.reason = "ready", "serving"
