@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from realtime.cli import main
 from realtime.codecs.wav import pcm16
@@ -17,6 +18,14 @@ from realtime.text.phonemize import Phonemizer
 
 TEXT = "Hello there! Your order of $4.50 shipped on 3/14, and it should arrive soon."
 TINY = ["--model", "tiny-random", "--device", "cpu", "--dtype", "float32"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread_count() -> None:
+    """This thread and the engine thread that ``say`` starts compute with one torch thread
+    count, so their sums run in one order: an earlier in-process server may have set another
+    count, which only threads started after it take (the last bit of a sample then differs)."""
+    torch.set_num_threads(torch.get_num_threads())
 
 
 @pytest.fixture(scope="module")
