@@ -61,3 +61,21 @@ def test_serve_help_lists_every_setting() -> None:
     for cls in (ServerConfig, EngineConfig):
         for f in fields(cls):
             assert f.name == "engine" or f.name in dests, f.name
+
+
+def test_the_catalog_names_every_registered_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """The torch-free catalog (what the CLI and the supervisor check names against) and the
+    registry (what loads them) hold the same models, described alike."""
+    from realtime.cli import main
+    from realtime.engine.catalog import DEFAULT_MODEL, MODEL_DESCRIPTIONS
+    from realtime.engine.registry import MODELS
+
+    assert list(MODELS) == list(MODEL_DESCRIPTIONS) and DEFAULT_MODEL in MODELS
+    assert all(spec.name == name and spec.description == MODEL_DESCRIPTIONS[name]
+               for name, spec in MODELS.items())
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == list(MODELS)
+    with pytest.raises(SystemExit):
+        main(["serve", "--model", "nonexistent"])
+    assert "invalid choice: 'nonexistent'" in capsys.readouterr().err
