@@ -29,8 +29,7 @@ log = logging.getLogger("realtime.engine")
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    name: str
-    description: str
+    name: str  # one of catalog.MODEL_DESCRIPTIONS, which describes it
     default_voice: str
     # Returns the model directory; gets the user's --model-dir (if any) and the cache dir.
     locate: Callable[[Path | None, Path | None], Path]
@@ -38,6 +37,10 @@ class ModelSpec:
     build: Callable[[], tuple[KModel, VoiceLibrary]] | None = None
     # Voice packs added to the directory's (same names: these win).
     extra_voices: Callable[[], Mapping[str, np.ndarray]] | None = None
+
+    @property
+    def description(self) -> str:
+        return MODEL_DESCRIPTIONS[self.name]
 
 
 def _official(model_dir: Path | None, cache_dir: Path | None) -> Path:
@@ -62,12 +65,11 @@ def _in_memory(model_dir: Path | None, cache_dir: Path | None) -> Path:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "kokoro-v1.0-int8": ModelSpec("kokoro-v1.0-int8", MODEL_DESCRIPTIONS["kokoro-v1.0-int8"],
-                                  "af_heart", _embedded, extra_voices=packaged_voices),
-    "kokoro-v1.0": ModelSpec("kokoro-v1.0", MODEL_DESCRIPTIONS["kokoro-v1.0"], "af_heart",
-                             _official),
-    "tiny-random": ModelSpec("tiny-random", MODEL_DESCRIPTIONS["tiny-random"], "jf_alpha",
-                             _in_memory, lambda: build_tiny(real_rate=True)),
+    "kokoro-v1.0-int8": ModelSpec("kokoro-v1.0-int8", "af_heart", _embedded,
+                                  extra_voices=packaged_voices),
+    "kokoro-v1.0": ModelSpec("kokoro-v1.0", "af_heart", _official),
+    "tiny-random": ModelSpec("tiny-random", "jf_alpha", _in_memory,
+                             lambda: build_tiny(real_rate=True)),
 }
 
 

@@ -51,11 +51,8 @@ class Alone:
 
     item: SynthItem
     pieces: list[Piece]
+    audio: np.ndarray  # the pieces joined
     heard: str
-
-    @property
-    def audio(self) -> np.ndarray:
-        return np.concatenate([p.audio for p in self.pieces])
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +64,8 @@ def alone(real, transcribe: Transcriber,  # type: ignore[no-untyped-def]
         ids = model.phonemes_to_ids(PHONEMES[text])
         item = model.item(ids, real.voices.style("af_heart", len(ids)))
         pieces = list(decode_windows(model, item, WindowPlan()))
-        heard = transcribe(np.concatenate([p.audio for p in pieces]), workdir, f"w{n}")
-        out.append(Alone(item, pieces, normalise(heard)))
+        audio = np.concatenate([p.audio for p in pieces])
+        out.append(Alone(item, pieces, audio, normalise(transcribe(audio, workdir, f"w{n}"))))
     return out
 
 
