@@ -88,11 +88,14 @@ class ModelRunner:
     on a GPU). ``fused_norms``: compile the
     decoder's norm-and-Snake pairs over padded batches into fused kernels
     (``KModel.fuse_norms``; it switches the model itself, for every runner on it).
+    ``cpu_fft``: on a CPU in float32, the wide convolutions run through the FFT
+    (``KModel.use_fft_convs``, which also switches the model itself; their weight spectra are
+    computed here).
     """
 
     def __init__(self, lm: LoadedModel, dtype: DType = "auto",
                  graphs: Buckets | None = None, windows: WindowPlan | None = None,
-                 fused_norms: bool = False) -> None:
+                 fused_norms: bool = False, cpu_fft: bool = True) -> None:
         if dtype == "auto":
             dtype = default_dtype(lm.device)
         if dtype != "float32" and dtype not in _DTYPES:
@@ -101,6 +104,11 @@ class ModelRunner:
             raise ConfigError("dtype float16 needs a CUDA device; on the CPU use bfloat16")
         if fused_norms:
             lm.model.fuse_norms()
+        if lm.device.type == "cpu":
+            held = lm.model.use_fft_convs(cpu_fft and dtype == "float32")
+            if held:
+                log.info("wide CPU convolutions through the FFT: weight spectra %d MiB",
+                         held >> 20)
         self.lm = lm
         self.info = replace(lm.info(), window_s=None if windows is None else windows.first_s)
         self.dtype = dtype

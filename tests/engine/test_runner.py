@@ -98,3 +98,29 @@ def test_cpu_warm_up_runs_one_short_chunk(lm: LoadedModel, monkeypatch: pytest.M
     monkeypatch.setattr(runner, "run", counting)
     runner.warm_up()
     assert len(batches) == 1 and len(batches[0]) == 1 and len(batches[0][0]) <= 8
+
+
+def test_cpu_fft_switches_the_models_wide_convolutions(lm: LoadedModel,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cpu_fft`` (EngineConfig.cpu_fft, on by default) sets every layer of the model and, on,
+    computes the spectra at start (the tiny model's layers only count as wide with the
+    thresholds lowered); under bfloat16 autocast the FFT path is not taken, so nothing is
+    kept for it."""
+    from realtime.config import EngineConfig
+    from realtime.engine.model import layers
+
+    assert EngineConfig().cpu_fft
+    monkeypatch.setattr(layers, "CPU_CONV_FFT_TAPS", 3)
+    monkeypatch.setattr(layers, "CPU_CONV_FFT_CHANNELS", 1)
+    convs = [m for m in lm.model.modules() if isinstance(m, layers.WNConv1d)]
+    try:
+        ModelRunner(lm, "float32", cpu_fft=False)
+        assert not any(c.fft or c._spectra for c in convs)
+        ModelRunner(lm, "float32")
+        assert all(c.fft for c in convs)
+        assert sum(bool(c._spectra) for c in convs) > 10
+        ModelRunner(lm, "bfloat16")
+        assert not any(c._spectra for c in convs)
+    finally:
+        monkeypatch.undo()
+        lm.model.use_fft_convs(True)

@@ -19,7 +19,10 @@ TEXTS = [
     "The quick brown fox jumps over the lazy dog, and then it runs back into the woods.",
     "Okay, one moment please.",
     "Your appointment is confirmed for Thursday at half past ten in the morning.",
-    "Thanks!",
+    # The short row. Not "Thanks!": at this row's speed (1.3) Whisper heard it as "thanks
+    # soon" or "thanks jim" from audio that differed by float rounding (under 1e-4), a guessed
+    # second word in either case; "Thanks a lot!" was heard as itself in all of 8 variants.
+    "Thanks a lot!",
 ]
 
 

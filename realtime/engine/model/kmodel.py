@@ -24,7 +24,7 @@ from ..info import unknown_symbols
 from .albert import Albert
 from .config import MAX_PHONEMES, KModelConfig
 from .decoder import AdaINResBlock1, Decoder, norm_snake
-from .layers import Pad, time_pad, zero_pad
+from .layers import Pad, WNConv1d, time_pad, zero_pad
 from .text import ProsodyPredictor, TextEncoder
 
 SEED_RANGE = 2**31  # seeds are taken modulo this (the harmonic source's noise hash)
@@ -227,6 +227,23 @@ class KModel(nn.Module):
                        pad)
         f0, n = self.predictor.f0_n(en, s_pro, pad)
         return asr, f0, n, pad
+
+    @torch.inference_mode()
+    def use_fft_convs(self, on: bool = True) -> int:
+        """Whether the wide float32 convolutions on a CPU run through the FFT (``fftconv.py``,
+        ``WNConv1d.fft_length``; on by default). On: every such layer's weight spectra are
+        computed now (on a CPU), not at the first request; the bytes they take are returned.
+        Off: they are dropped, and those layers convolve directly."""
+        held = 0
+        for module in self.modules():
+            if isinstance(module, WNConv1d):
+                module.fft = on
+                module._spectra = None
+                length = module.fft_length()
+                if length and module.weight_v.device.type == "cpu":
+                    spectrum = module.spectrum(length)
+                    held += spectrum.numel() * spectrum.element_size()
+        return held
 
     def fuse_norms(self, backend: str | None = "inductor") -> None:
         """Run the generator's AdaIN-then-Snake pairs over padded batches as one compiled

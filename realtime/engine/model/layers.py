@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .fftconv import block_length, conv1d_fft, weight_spectrum
+
 
 def _norm_except_dim0(v: Tensor) -> Tensor:
     return v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
@@ -54,14 +56,57 @@ class WNConv1d(_WeightNormed):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         self._init_wn((c_out, c_in // groups, kernel_size), c_out if bias else None)
 
+    # The FFT convolution for wide kernels on a CPU (fft_length); KModel.use_fft_convs sets it.
+    fft = True
+    # The weight's spectra for it, by block length: (the weight, its spectra).
+    _spectra: dict[int, tuple[Tensor, Tensor]] | None = None
+
     def forward(self, x: Tensor) -> Tensor:
-        if (CPU_CONV_TILE and x.device.type == "cpu" and x.dtype == torch.float32
-                and self.stride == 1 and self.groups == 1 and x.shape[-1] >= 2 * CPU_CONV_TILE
-                and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()):
-            return conv1d_tiled(x, self.weight, self.bias, self.padding, self.dilation,
-                                CPU_CONV_TILE)
+        if (x.device.type == "cpu" and x.dtype == torch.float32 and self.stride == 1
+                and self.groups == 1 and not torch.is_autocast_enabled("cpu")
+                and not torch.compiler.is_compiling()):
+            length = self.fft_length()
+            if length and x.shape[-1] >= CPU_CONV_FFT_BLOCKS * length:
+                return conv1d_fft(x, self.spectrum(length), self.bias, self.padding,
+                                  self.weight_v.shape[-1], self.dilation)
+            if CPU_CONV_TILE and x.shape[-1] >= 2 * CPU_CONV_TILE:
+                return conv1d_tiled(x, self.weight, self.bias, self.padding, self.dilation,
+                                    CPU_CONV_TILE)
         return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
+
+    def fft_length(self) -> int:
+        """The FFT block length this layer's float32 CPU convolution uses (0: convolved
+        directly): wide kernels (``CPU_CONV_FFT_TAPS`` taps or more) between wide layers
+        (``CPU_CONV_FFT_CHANNELS`` channels or more on both sides), under inference mode, where
+        the spectra can be kept (``fftconv.py``; docs/performance.md)."""
+        c_out, c_in, taps = self.weight_v.shape
+        if (not self.fft or taps < CPU_CONV_FFT_TAPS or self.stride != 1 or self.groups != 1
+                or min(c_out, c_in) < CPU_CONV_FFT_CHANNELS
+                or not torch.is_inference_mode_enabled()):
+            return 0
+        return block_length(taps)
+
+    def spectrum(self, length: int) -> Tensor:
+        """The weight's spectra for blocks of ``length``, computed on first use and kept until
+        the parameters change (as :attr:`weight`)."""
+        weight = self.weight
+        if self._spectra is None:
+            self._spectra = {}
+        kept = self._spectra.get(length)
+        if kept is None or kept[0] is not weight:
+            kept = (weight, weight_spectrum(weight, length))
+            self._spectra[length] = kept
+        return kept[1]
+
+
+# The FFT convolution (fftconv.py) on a CPU in float32, for kernels of at least 7 taps between
+# layers of at least 64 channels, over rows of at least 4 blocks: on a 2-core AVX2 CPU the
+# generator's k = 7 and k = 11 convolutions took 0.35-0.7x the time of the direct (tiled) ones;
+# k = 3 and narrow layers were about as fast directly (docs/performance.md).
+CPU_CONV_FFT_TAPS = 7
+CPU_CONV_FFT_CHANNELS = 64
+CPU_CONV_FFT_BLOCKS = 4
 
 
 # Output samples per tile of a long float32 convolution on a CPU (0: never tile). Over one
