@@ -32,13 +32,34 @@ def tiny() -> KModel:
     return tiny_model()
 
 
+def quiet_tiny_model(seed: int) -> KModel:
+    """A tiny model with a quiet output layer: random weights make exp(magnitude) explode, so
+    the last convolution is scaled down until the audio has a speech-like amplitude and audio
+    comparisons mean what they mean for real audio."""
+    model = tiny_model(seed)
+    with torch.no_grad():
+        model.decoder.generator.conv_post.weight_g.mul_(0.05)
+    return model
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[int]:
+    """Wrap ``owner.name`` (for the test) so that every call appends to the list returned."""
+    calls: list[int] = []
+    real = getattr(owner, name)
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls
+
+
 def tiny_loaded() -> LoadedModel:
     """A tiny model (seed 4, a quiet output layer) with two random voices, "a" and "b"."""
     from realtime.engine.voices import VoiceLibrary
 
-    model = tiny_model(seed=4)
-    with torch.no_grad():
-        model.decoder.generator.conv_post.weight_g.mul_(0.05)
+    model = quiet_tiny_model(seed=4)
     g = torch.Generator().manual_seed(0)
     voices = VoiceLibrary({"a": torch.randn(510, 1, 32, generator=g),
                            "b": torch.randn(510, 1, 32, generator=g)}, style_width=32)

@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from realtime.engine.model import KModel, layers
+from realtime.engine.model import layers
 from realtime.engine.model.fftconv import block_length, conv1d_fft, weight_spectrum
 from realtime.engine.model.layers import WNConv1d
 from realtime.quality import mel_distance_db
-from tests.conftest import tiny_model
+from tests.conftest import count_calls, quiet_tiny_model
 from tests.engine.test_batch import FLOOR_DB, items
 
 
@@ -79,14 +79,7 @@ def test_wide_cpu_float32_convolutions_take_the_fft_path(monkeypatch: pytest.Mon
     """Which layers go through the FFT: k >= 7 between layers of >= 64 channels, float32 on a
     CPU, under inference mode, rows of at least 4 blocks; the spectra are kept and follow the
     weights; ``fft = False`` turns it off."""
-    calls: list[int] = []
-    real = layers.conv1d_fft
-
-    def counting(*args: object) -> torch.Tensor:
-        calls.append(1)
-        return real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(layers, "conv1d_fft", counting)
+    calls = count_calls(monkeypatch, layers, "conv1d_fft")
     conv = WNConv1d(64, 64, 7, dilation=3, padding=9)
     narrow = (WNConv1d(64, 32, 7, padding=3), WNConv1d(64, 64, 5, padding=2),
               WNConv1d(64, 64, 7, stride=2, padding=3))
@@ -121,27 +114,17 @@ def test_wide_cpu_float32_convolutions_take_the_fft_path(monkeypatch: pytest.Mon
     assert len(calls) == 3
 
 
-@pytest.fixture(scope="module")
-def fft_model() -> KModel:
-    m = tiny_model(seed=3)
-    with torch.no_grad():
-        m.decoder.generator.conv_post.weight_g.mul_(0.05)
-    return m
-
-
-def test_the_tiny_model_through_the_fft(fft_model: KModel,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_tiny_model_through_the_fft(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tiny model's layers are too narrow for the FFT; with the thresholds lowered every
     convolution of 3 taps or more goes through it: its audio sounds the same as the direct
     path's, and a batch's rows as each alone, within test_batch's floor for float ordering
     (0.01 dB log-mel; measured up to 0.0007, and 4.7 dB with the output shifted by one
     sample), and a row ignores its neighbours."""
+    fft_model = quiet_tiny_model(seed=3)
     batch = items(fft_model, [40, 5, 160, 12], seed=4)
     direct = fft_model.forward_batch(batch)
     assert fft_model.use_fft_convs() == 0  # nothing wide enough at the default thresholds
-    calls: list[int] = []
-    real = layers.conv1d_fft
-    monkeypatch.setattr(layers, "conv1d_fft", lambda *a: calls.append(1) or real(*a))
+    calls = count_calls(monkeypatch, layers, "conv1d_fft")
     monkeypatch.setattr(layers, "CPU_CONV_FFT_TAPS", 3)
     monkeypatch.setattr(layers, "CPU_CONV_FFT_CHANNELS", 1)
     held = fft_model.use_fft_convs()

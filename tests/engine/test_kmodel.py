@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from realtime.engine.model import KModel, layers
 from realtime.engine.model.layers import WNConv1d, conv1d_tiled
 from realtime.errors import InputError
+from tests.conftest import count_calls
 
 PHONEMES = "hˈɛloʊ wˈɜːld, ðɪs ɪz ə tˈɛst."
 
@@ -108,14 +109,7 @@ def test_tiled_convolution_equals_one_convolution(rows: int, length: int, k: int
 
 def test_long_cpu_float32_convolutions_take_the_tiled_path(monkeypatch: pytest.MonkeyPatch) -> None:
     conv = WNConv1d(4, 4, 11, dilation=3, padding=15)
-    calls: list[int] = []
-    real_tiled = layers.conv1d_tiled
-
-    def counting(*args: object) -> torch.Tensor:
-        calls.append(1)
-        return real_tiled(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(layers, "conv1d_tiled", counting)
+    calls = count_calls(monkeypatch, layers, "conv1d_tiled")
     x = torch.randn(2, 4, 2 * layers.CPU_CONV_TILE)
     with torch.inference_mode():
         want = F.conv1d(x, conv.weight, conv.bias, padding=15, dilation=3)
