@@ -71,7 +71,8 @@ def conv1d_fft(x: Tensor, spectrum: Tensor, bias: Tensor | None, padding: int, t
     # bias goes into bin 0 (a constant b adds L * b there). Segments keep those arrays near
     # SEGMENT_BYTES, within the CPU's caches: a 10 s row in one went 1.3-1.8x slower.
     y = x.new_empty(rows, c_out, n, step, dilation)
-    per = max(1, SEGMENT_BYTES // (8 * bins * max(c_in, c_out) * rows * dilation))
+    column = spectrum.element_size() * bins * max(c_in, c_out)  # one block's spectra, bytes
+    per = max(1, SEGMENT_BYTES // (column * rows * dilation))
     for first in range(0, n, per):
         part = blocks[:, :, :, first:first + per]
         m = part.shape[3]
