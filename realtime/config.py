@@ -41,6 +41,7 @@ class EngineConfig:
     windows: str = "auto"
     window_first_s: float = 1.0  # audio of a chunk's first window
     window_later_s: float = 3.0  # audio of each later window
+    window_growth: float = 0.0  # each later window at most this times the one before (0: off)
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
@@ -51,6 +52,9 @@ class EngineConfig:
         if not (0.1 <= self.window_first_s <= 60 and 0.1 <= self.window_later_s <= 60):
             raise ConfigError(f"window sizes must be 0.1 to 60 s, got first "
                               f"{self.window_first_s}, later {self.window_later_s}")
+        if self.window_growth != 0 and not 1 <= self.window_growth <= 100:
+            raise ConfigError(f"window growth must be 0 (off) or 1 to 100, got "
+                              f"{self.window_growth}")
         self.buckets()  # validates the graph shapes
 
     def windowed(self, device_type: str) -> bool:

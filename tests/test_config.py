@@ -33,6 +33,7 @@ def test_environment_then_flags() -> None:
     ({"REALTIME_DTYPE": "int8"}, "dtype"),
     ({"REALTIME_GRAPH_ROWS": "1,x"}, "graph_rows"),
     ({"REALTIME_GRAPH_FRAMES": "128,64"}, "frames buckets must be increasing"),
+    ({"REALTIME_WINDOW_GROWTH": "0.5"}, "window growth must be 0"),
 ])
 def test_bad_values(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
@@ -48,6 +49,7 @@ def test_serve_flags_reach_the_config() -> None:
     assert (cfg.port, cfg.max_contexts, cfg.api_keys) == (9100, 3, ("a", "b"))
     assert cfg.engine.warm_up is False and cfg.engine.max_batch == 2
     assert cfg.rate_messages_per_s == 5.5 and cfg.max_sessions == 7  # env where no flag
+    assert serve_config(["--window-growth", "2"], env={}).engine.window_growth == 2.0
 
 
 def test_serve_help_lists_every_setting() -> None:

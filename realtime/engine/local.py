@@ -26,7 +26,7 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
         import torch
 
         torch.set_num_threads(cfg.threads)
-    windows = (WindowPlan(cfg.window_first_s, cfg.window_later_s)
+    windows = (WindowPlan(cfg.window_first_s, cfg.window_later_s, growth=cfg.window_growth)
                if cfg.windowed(lm.device.type) else None)
     # Windows are decoded eagerly (the graphs are captured for whole chunks).
     graphs = lm.device.type == "cuda" and cfg.cuda_graphs and windows is None
@@ -43,5 +43,7 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
     engine.start(cfg.warm_up)
     log.info("engine ready: model %s on %s (%s, batches of up to %d%s)", lm.name, lm.device,
              runner.dtype, max_batch, "" if windows is None else
-             f"; chunks decoded in windows of {windows.first_s:g} s, then {windows.later_s:g} s")
+             f"; chunks decoded in windows of {windows.first_s:g} s, then {windows.later_s:g} s"
+             + ("" if not windows.growth else
+                f" (each at most {windows.growth:g}x the one before)"))
     return engine

@@ -45,13 +45,17 @@ __all__ = ["Cursor", "Front", "Piece", "WindowPlan", "decode_windows", "next_pie
 @dataclass(frozen=True, slots=True)
 class WindowPlan:
     """Window sizes in seconds of audio: ``first_s`` for the first, ``later_s`` for the rest
-    (a remainder under half of ``later_s`` joins the window before it); ``margin_s`` of
-    context on each side; ``fade_ms`` of crossfade at each seam."""
+    (a remainder under half of the next window joins the window before it); ``margin_s`` of
+    context on each side; ``fade_ms`` of crossfade at each seam. ``growth`` (0: off): each
+    later window at most ``growth`` times the one before it, up to ``later_s`` (2: 1, 2, 3, 3,
+    ... s; a remainder joins a later window only up to a quarter of its size), for a CPU too
+    slow to make the second window before the first one's audio has played (docs/engine.md)."""
 
     first_s: float = 1.0
     later_s: float = 3.0
     margin_s: float = 0.2
     fade_ms: float = 10.0
+    growth: float = 0.0
 
     def __post_init__(self) -> None:
         if not (self.first_s > 0 and self.later_s > 0):
@@ -59,6 +63,8 @@ class WindowPlan:
                               f"later {self.later_s} s")
         if self.margin_s < 0 or self.fade_ms < 0:
             raise ConfigError("window margin and crossfade must not be negative")
+        if self.growth != 0 and not 1 <= self.growth <= 100:
+            raise ConfigError(f"window growth must be 0 (off) or 1 to 100, got {self.growth}")
         if self.fade_ms / 2000.0 > self.margin_s:
             raise ConfigError(f"the crossfade ({self.fade_ms} ms) needs a margin of at least "
                               f"half of it (margin {self.margin_s} s)")
@@ -76,10 +82,13 @@ class WindowPlan:
         a, size = 0, first
         while a < frames:
             b = min(frames, a + size)
-            if frames - b < later / 2:
+            following = later if not self.growth else min(later, round(self.growth * (b - a)))
+            # A remainder under half the next window joins this one; with growth, a later
+            # window takes in at most a quarter of itself, so as to stay near its bound.
+            if frames - b < (following / 2 if not self.growth or not out else size / 4):
                 b = frames
             out.append((a, b))
-            a, size = b, later
+            a, size = b, following
         return out
 
 
