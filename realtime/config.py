@@ -42,6 +42,8 @@ class EngineConfig:
     window_first_s: float = 1.0  # audio of a chunk's first window
     window_later_s: float = 3.0  # audio of each later window
     window_growth: float = 0.0  # each later window at most this times the one before (0: off)
+    # A later window cut short where the generator's measured speed says it would come late.
+    window_adaptive: bool = True
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):

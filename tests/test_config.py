@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.config import load_config
+from realtime.config import EngineConfig, load_config
 from realtime.errors import ConfigError
 
 
@@ -50,6 +50,23 @@ def test_serve_flags_reach_the_config() -> None:
     assert cfg.engine.warm_up is False and cfg.engine.max_batch == 2
     assert cfg.rate_messages_per_s == 5.5 and cfg.max_sessions == 7  # env where no flag
     assert serve_config(["--window-growth", "2"], env={}).engine.window_growth == 2.0
+    assert serve_config([], env={}).engine.window_adaptive is True
+    assert serve_config(["--no-window-adaptive"], env={}).engine.window_adaptive is False
+    assert serve_config([], env={"REALTIME_WINDOW_ADAPTIVE": "0"}).engine.window_adaptive is False
+
+
+def test_the_engine_gets_the_window_plan_asked_for() -> None:
+    from realtime.engine.local import start_engine
+    from tests.conftest import tiny_loaded
+
+    for adaptive in (True, False):
+        engine = start_engine(tiny_loaded(), EngineConfig(device="cpu", warm_up=False,
+                                                          window_adaptive=adaptive))
+        try:
+            plan = engine.runner.windows  # type: ignore[attr-defined]
+            assert plan is not None and plan.adaptive is adaptive
+        finally:
+            engine.stop()
 
 
 def test_serve_help_lists_every_setting() -> None:

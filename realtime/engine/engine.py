@@ -24,8 +24,9 @@ import numpy as np
 from realtime.errors import ChunkCancelled, EngineBusy, EngineStopped, RealtimeError
 
 from .info import EngineStats, ModelInfo
+from .pace import Pace, fit_windows
 from .policy import Policy
-from .request import SAMPLE_RATE, ChunkRequest, ChunkResult, Pending, joined
+from .request import ChunkRequest, ChunkResult, Pending, joined
 
 if TYPE_CHECKING:
     from .runner import Runner
@@ -62,6 +63,7 @@ class Engine:
         self._cancelled = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._pace = Pace()  # the generator's speed over windows (an adaptive window plan)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, warm_up: bool = True) -> None:
@@ -203,7 +205,19 @@ class Engine:
             cursors = runner.start_windows([p.request for p in new])
             for p, cursor in zip(new, cursors, strict=True):
                 p.windows, p.started = cursor, start
+        adaptive = getattr(runner.windows, "adaptive", False)
+        if adaptive:  # later windows cut to what the measured pace makes in time
+            now = self.clock()
+            later = [p for p in batch if p.windows.index > 0]
+            if later:
+                fit_windows([p.windows for p in later], [p.played_until() - now for p in later],
+                            self._pace, len(batch))
+            width = max(hi - lo for lo, hi in (p.windows.bounds() for p in batch))
+        began = self.clock()
         pieces = runner.next_pieces([p.windows for p in batch])
+        if adaptive:
+            self._pace.observe(self.clock() - began, len(batch) * width,
+                               first=len(later) < len(batch))
         if len(pieces) != len(batch):
             raise RuntimeError(f"the runner gave {len(pieces)} pieces for {len(batch)} chunks")
         for p, piece in zip(batch, pieces, strict=True):
@@ -217,9 +231,7 @@ class Engine:
                     if self._stopping:
                         self._fail(p, EngineStopped("the engine is stopping"))
                     continue
-                # It plays from its deadline (or from its first piece, if that came later).
-                played_from = max(p.request.deadline, p.started or start)
-                p.resume_by = played_from + p.sent / SAMPLE_RATE
+                p.resume_by = p.played_until()
                 self._queue.append(p)
 
     def _deliver(self, p: Pending, audio: np.ndarray, durations: np.ndarray, last: bool,
@@ -234,6 +246,8 @@ class Engine:
                 p.request, audio, durations, queued_s=(p.started or start) - p.submitted,
                 inference_s=now - start, batch_size=size,
                 waited_batches=number - 1 - p.started_before, next=after, offset=p.sent))
+            if p.first_out is None:
+                p.first_out = now
             p.sent += len(audio)
             p.tail = after
             self._chunks += last

@@ -26,7 +26,10 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
         import torch
 
         torch.set_num_threads(cfg.threads)
-    windows = (WindowPlan(cfg.window_first_s, cfg.window_later_s, growth=cfg.window_growth)
+    windows = (WindowPlan(cfg.window_first_s, cfg.window_later_s, growth=cfg.window_growth,
+                          # Timed as rows x frames: a CPU's batches (a GPU's batch of many
+                          # rows costs about what one does).
+                          adaptive=cfg.window_adaptive and lm.device.type == "cpu")
                if cfg.windowed(lm.device.type) else None)
     # Windows are decoded eagerly (the graphs are captured for whole chunks).
     graphs = lm.device.type == "cuda" and cfg.cuda_graphs and windows is None
@@ -45,5 +48,6 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
              runner.dtype, max_batch, "" if windows is None else
              f"; chunks decoded in windows of {windows.first_s:g} s, then {windows.later_s:g} s"
              + ("" if not windows.growth else
-                f" (each at most {windows.growth:g}x the one before)"))
+                f" (each at most {windows.growth:g}x the one before)")
+             + (", later ones cut to the measured speed" if windows.adaptive else ""))
     return engine

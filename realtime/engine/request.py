@@ -94,11 +94,19 @@ class Pending:
     tail: Future[ChunkResult] | None = None  # the next piece's future, once a piece went out
     sent: int = 0  # samples delivered in pieces so far
     # A chunk decoded in windows waits in the queue between its windows: its cursor (the
-    # runner's: model/windows.py), when its first window began (engine clock), and when its
-    # next one is needed.
+    # runner's: model/windows.py), when its first window began and when its first piece went
+    # out (engine clock), and when its next one is needed.
     windows: Any = None
     started: float | None = None
+    first_out: float | None = None
     resume_by: float | None = None
+
+    def played_until(self) -> float:
+        """When the audio sent so far has played (engine clock): it plays from the chunk's
+        deadline, or from its first piece if that came later."""
+        played_from = max(self.request.deadline,
+                          self.first_out if self.first_out is not None else self.started or 0.0)
+        return played_from + self.sent / SAMPLE_RATE
 
     @property
     def current(self) -> Future[ChunkResult]:

@@ -49,13 +49,17 @@ class WindowPlan:
     context on each side; ``fade_ms`` of crossfade at each seam. ``growth`` (0: off): each
     later window at most ``growth`` times the one before it, up to ``later_s`` (2: 1, 2, 3, 3,
     ... s; a remainder joins a later window only up to a quarter of its size), for a CPU too
-    slow to make the second window before the first one's audio has played (docs/engine.md)."""
+    slow to make the second window before the first one's audio has played (docs/engine.md).
+    ``adaptive``: the engine cuts a later window short where the generator's measured speed
+    says it would not be done before the chunk's audio so far has played (never below
+    ``first_s``; :meth:`Cursor.cap_next`, ``realtime/engine/pace.py``)."""
 
     first_s: float = 1.0
     later_s: float = 3.0
     margin_s: float = 0.2
     fade_ms: float = 10.0
     growth: float = 0.0
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         if not (self.first_s > 0 and self.later_s > 0):
@@ -74,22 +78,30 @@ class WindowPlan:
         included (the policy's bound on a batch of windows)."""
         return self.first_s + 2 * self.margin_s, self.later_s + 2 * self.margin_s
 
-    def cores(self, frames: int, rate: float) -> list[tuple[int, int]]:
-        """The windows' own frames ``[a, b)`` over ``frames`` frames at ``rate`` per second."""
-        first = max(1, round(self.first_s * rate))
+    def cores(self, frames: int, rate: float, start: int = 0,
+              previous: int = 0) -> list[tuple[int, int]]:
+        """The windows' own frames ``[a, b)`` over ``frames`` frames at ``rate`` per second;
+        from frame ``start`` after a window of ``previous`` frames (0: from the first window;
+        how a cursor re-plans the rest of a chunk after cutting a window short)."""
         later = max(1, round(self.later_s * rate))
         out: list[tuple[int, int]] = []
-        a, size = 0, first
+        a, size = start, (max(1, round(self.first_s * rate)) if not previous
+                          else self._following(previous, later))
         while a < frames:
             b = min(frames, a + size)
-            following = later if not self.growth else min(later, round(self.growth * (b - a)))
+            following = self._following(b - a, later)
             # A remainder under half the next window joins this one; with growth, a later
             # window takes in at most a quarter of itself, so as to stay near its bound.
-            if frames - b < (following / 2 if not self.growth or not out else size / 4):
+            first = not out and not previous
+            if frames - b < (following / 2 if not self.growth or first else size / 4):
                 b = frames
             out.append((a, b))
             a, size = b, following
         return out
+
+    def _following(self, size: int, later: int) -> int:
+        """The window after one of ``size`` frames (``later``: a later window's frames)."""
+        return later if not self.growth else min(later, round(self.growth * size))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +132,7 @@ class Cursor:
     def __init__(self, front: Front, row: int, durations: np.ndarray, frames: int,
                  plan: WindowPlan, step: int) -> None:
         self.front, self.row, self.durations = front, row, durations
-        self.frames, self.step = frames, step
+        self.frames, self.step, self.plan = frames, step, plan
         self.cores = plan.cores(frames, SAMPLE_RATE / step)
         self.margin = math.ceil(plan.margin_s * SAMPLE_RATE / step)
         self.half = round(plan.fade_ms * SAMPLE_RATE / 2000.0)
@@ -139,6 +151,33 @@ class Cursor:
             raise RuntimeError("this chunk has no window left")
         a, b = self.cores[self.index]
         return max(0, a - self.margin), min(self.frames, b + self.margin)
+
+    def cap_next(self, frames: int) -> bool:
+        """Cut the next window to at most ``frames`` of its own and plan the rest of the chunk
+        after it as the plan would after a window of that size. Not cut: the first window, and
+        a window that would have to be shorter than the plan's first one (it would come late
+        all the same, and shorter windows make less audio per second of work: under load that
+        would make every session later). Where the rest would be under half the cut window
+        (a short last window, whose own statistics sound worst), the rest is split in two equal
+        windows instead. Whether it was cut."""
+        if self.done or self.index == 0:
+            return False
+        rate = SAMPLE_RATE / self.step
+        least = max(1, round(self.plan.first_s * rate))
+        if frames < least:
+            return False
+        a, b = self.cores[self.index]
+        rest = self.frames - a
+        if b - a <= frames:
+            return False
+        if rest - frames < frames / 2:
+            frames = max(least, -(-rest // 2))
+        # A cut whose right margin reaches the chunk's end would cost what the rest does.
+        if a + frames + self.margin >= self.frames:
+            return False
+        self.cores[self.index:] = [(a, a + frames),
+                                   *self.plan.cores(self.frames, rate, a + frames, frames)]
+        return True
 
     def piece(self, wave: np.ndarray) -> Piece:
         """The next window's audio (``bounds()``' samples) -> the piece that goes out: the
