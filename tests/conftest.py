@@ -10,6 +10,7 @@ import torch
 
 from realtime.engine.model import KModel, KModelConfig
 from realtime.engine.registry import LoadedModel
+from realtime.engine.request import ChunkResult
 from realtime.engine.tiny import tiny_config as _tiny_config
 
 # A small symbol set: enough for tests to write phoneme strings.
@@ -53,6 +54,14 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> li
 
     monkeypatch.setattr(owner, name, counting)
     return calls
+
+
+def chunk_pieces(first: ChunkResult, timeout: float = 30) -> list[ChunkResult]:
+    """A chunk's results from its first on, following ``next`` (windowed decoding's pieces)."""
+    out = [first]
+    while out[-1].next is not None:
+        out.append(out[-1].next.result(timeout))
+    return out
 
 
 def tiny_loaded() -> LoadedModel:

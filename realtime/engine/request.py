@@ -103,9 +103,10 @@ class Pending:
 
     def played_until(self) -> float:
         """When the audio sent so far has played (engine clock): it plays from the chunk's
-        deadline, or from its first piece if that came later."""
-        played_from = max(self.request.deadline,
-                          self.first_out if self.first_out is not None else self.started or 0.0)
+        deadline, or from its first piece if that came later (none out yet: the deadline)."""
+        played_from = self.request.deadline
+        if self.first_out is not None:
+            played_from = max(played_from, self.first_out)
         return played_from + self.sent / SAMPLE_RATE
 
     @property

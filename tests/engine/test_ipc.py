@@ -15,6 +15,7 @@ from realtime.engine.policy import EDFPolicy
 from realtime.engine.request import ChunkRequest
 from realtime.engine.runner import ModelRunner
 from realtime.errors import ChunkCancelled, EngineBusy, EngineStopped, InputError, VoiceError
+from tests.conftest import chunk_pieces
 from tests.server.conftest import tiny_kokoro
 
 
@@ -147,15 +148,8 @@ def test_pieces_cross_the_boundary(tmp_path: Path) -> None:
     try:
         client.connect(timeout=5)
         text = "ðə kwɪk bɹaʊn fɑks dʒʌmps oʊvɚ ðə leɪzi dɑɡ, ænd ðɛn ɪt ɹʌnz əweɪ."
-
-        def chain(first):  # type: ignore[no-untyped-def]
-            out = [first]
-            while out[-1].next is not None:
-                out.append(out[-1].next.result(30))
-            return out
-
-        remote = chain(client.submit(req("a", 0, text)).result(30))
-        local = chain(engine.submit(req("b", 0, text)).result(30))
+        remote = chunk_pieces(client.submit(req("a", 0, text)).result(30))
+        local = chunk_pieces(engine.submit(req("b", 0, text)).result(30))
         assert len(remote) == len(local) >= 2
         for r, loc in zip(remote, local, strict=True):
             assert np.array_equal(r.audio, loc.audio) and r.offset == loc.offset

@@ -15,7 +15,7 @@ from realtime.engine.policy import EDFPolicy
 from realtime.engine.registry import LoadedModel
 from realtime.engine.request import ChunkRequest, Pending
 from realtime.engine.runner import ModelRunner
-from tests.conftest import tiny_loaded
+from tests.conftest import chunk_pieces, tiny_loaded
 
 LONG = ("sʌmtɪŋ lɑŋə ðæn ðə ʌðəz, wɪð ə kɑmə ænd mɔ wədz, ænd ə fu mɔ æftə ðæt. "
         "ænd ðɛn sʌm mɔ, tu mek ɪt lɑŋ ɪnʌf fɔ mɛni wɪndoz.")
@@ -198,10 +198,7 @@ def test_engine_cuts_windows_that_would_come_late(lm: LoadedModel, adaptive: boo
     engine = Engine(runner, EDFPolicy(max_batch=1), clock=clock)
     engine.start(warm_up=False)
     try:
-        result = engine.submit(ChunkRequest("s", "c", LONG, "a", 0.0)).result(30)
-        results = [result]
-        while results[-1].next is not None:
-            results.append(results[-1].next.result(30))
+        results = chunk_pieces(engine.submit(ChunkRequest("s", "c", LONG, "a", 0.0)).result(30))
     finally:
         engine.stop()
     ids = lm.model.phonemes_to_ids(LONG)

@@ -20,7 +20,7 @@ from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.engine.runner import ModelRunner
 from realtime.errors import ChunkCancelled, ConfigError
 from realtime.quality import mel_distance_db
-from tests.conftest import tiny_loaded
+from tests.conftest import chunk_pieces, tiny_loaded
 
 LONG = "sʌmtɪŋ lɑŋə ðæn ðə ʌðəz, wɪð ə kɑmə ænd mɔ wədz, ænd ə fu mɔ æftə ðæt."
 SHORT = "hɛlo."
@@ -174,9 +174,7 @@ def test_engine_delivers_pieces_in_order(lm: LoadedModel) -> None:
     engine.start(warm_up=False)
     try:
         first = engine.submit(ChunkRequest("s", "c", LONG, "a", 0.0)).result(30)
-        results = [first]
-        while results[-1].next is not None:
-            results.append(results[-1].next.result(30))
+        results = chunk_pieces(first)
         assert len(results) >= 3
         assert len(first.durations) == len(LONG) + 2
         assert all(len(r.durations) == 0 for r in results[1:])
@@ -278,8 +276,7 @@ def _behind_a_first_window(max_batch: int, later: str) -> tuple[GatedPieces, lis
             runner.gate.release()
         firsts = [f.result(5) for f in futures]
         for res in firsts:
-            while res.next is not None:
-                res = res.next.result(5)
+            chunk_pieces(res, 5)
         return runner, firsts
     finally:
         for _ in range(15):

@@ -133,7 +133,8 @@ class Cursor:
                  plan: WindowPlan, step: int) -> None:
         self.front, self.row, self.durations = front, row, durations
         self.frames, self.step, self.plan = frames, step, plan
-        self.cores = plan.cores(frames, SAMPLE_RATE / step)
+        self.rate = SAMPLE_RATE / step  # frames a second
+        self.cores = plan.cores(frames, self.rate)
         self.margin = math.ceil(plan.margin_s * SAMPLE_RATE / step)
         self.half = round(plan.fade_ms * SAMPLE_RATE / 2000.0)
         self.ramp = _ramp(2 * self.half)
@@ -162,8 +163,7 @@ class Cursor:
         windows instead. Whether it was cut."""
         if self.done or self.index == 0:
             return False
-        rate = SAMPLE_RATE / self.step
-        least = max(1, round(self.plan.first_s * rate))
+        least = max(1, round(self.plan.first_s * self.rate))
         if frames < least:
             return False
         a, b = self.cores[self.index]
@@ -176,7 +176,7 @@ class Cursor:
         if a + frames + self.margin >= self.frames:
             return False
         self.cores[self.index:] = [(a, a + frames),
-                                   *self.plan.cores(self.frames, rate, a + frames, frames)]
+                                   *self.plan.cores(self.frames, self.rate, a + frames, frames)]
         return True
 
     def piece(self, wave: np.ndarray) -> Piece:
