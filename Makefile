@@ -19,12 +19,17 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@# Debian packages: libopus0 (Opus encoder), opus-tools (opusdec, the independent decoder the
 	@# codec tests check Ogg Opus files with), chromium (the web client's browser tests) and
-	@# haproxy (the balancer of deploy/haproxy, scripts/haproxy-trial and tests/deploy).
+	@# haproxy (the balancer of deploy/haproxy, scripts/haproxy-trial and tests/deploy), and g++
+	@# and Python's headers (torch.compile builds the CPU's fused norm-and-Snake kernels with
+	@# them: docs/engine.md).
 	@missing=""; \
 	ldconfig -p 2>/dev/null | grep -q libopus.so.0 || missing="$$missing libopus0"; \
 	command -v opusdec >/dev/null || missing="$$missing opus-tools"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	test -x /usr/sbin/haproxy || command -v haproxy >/dev/null || missing="$$missing haproxy"; \
+	command -v g++ >/dev/null || command -v c++ >/dev/null || missing="$$missing g++"; \
+	python3 -c 'import sysconfig,os,sys; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+	  || missing="$$missing python3-dev"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing (Debian)"; \

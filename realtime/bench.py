@@ -20,6 +20,7 @@ import torch
 from realtime.engine.embedded import embedded_onnx_path
 from realtime.engine.model import SAMPLE_RATE
 from realtime.engine.registry import LoadedModel
+from realtime.errors import ConfigError
 
 DEFAULT_TEXT = ("Realtime turns streaming text into speech as it arrives, so a voice agent can "
                 "start talking before the language model has finished its sentence.")
@@ -56,15 +57,25 @@ def _time_in_turns(fns: dict[str, Callable[[], np.ndarray]], repeats: int
 
 
 def bench_single_stream(lm: LoadedModel, phonemes: str, voice: str, speed: float, repeats: int,
-                        threads: int, cache_dir: Path | None = None) -> dict[str, object]:
+                        threads: int, cache_dir: Path | None = None,
+                        fused_norms: bool = False) -> dict[str, object]:
     """Our KModel in float32, in bfloat16 (where this CPU has bfloat16 arithmetic: what the
-    server then runs) and onnxruntime on the int8 ONNX file, in turns, on the same input."""
+    server then runs) and onnxruntime on the int8 ONNX file, in turns, on the same input.
+    ``fused_norms``: on a CPU, the norm-and-Snake pairs compiled as the server runs them
+    (compiled in the untimed first run; ``realtime bench --single`` turns it on). It switches
+    the model itself (``KModel.fuse_row_norms``), on or off."""
     import onnxruntime as ort
 
-    from realtime.engine.runner import native_bf16
+    from realtime.engine.runner import cpu_compile_missing, native_bf16
 
     torch.set_num_threads(threads)
     model = lm.model
+    fused_norms = fused_norms and lm.device.type == "cpu"
+    missing = cpu_compile_missing() if fused_norms else None
+    if missing:
+        raise ConfigError(f"the fused norms are compiled with torch.compile, which needs "
+                          f"{missing}; install it or pass --no-cpu-fused-norms")
+    model.fuse_row_norms("inductor" if fused_norms else None)
     ids = model.phonemes_to_ids(phonemes)
     style = lm.voices.style(voice, len(ids))
     opts = ort.SessionOptions()
@@ -94,6 +105,7 @@ def bench_single_stream(lm: LoadedModel, phonemes: str, voice: str, speed: float
     best = "bfloat16" if bf16 else "float32"
     return {
         "phonemes": len(ids), "threads": threads, "repeats": repeats, "voice": voice,
+        "fused_norms": fused_norms,
         "speed": speed, "cpu": torch.backends.cpu.get_cpu_capability(), "native_bf16": bf16,
         "ours": stats[best].as_dict(), "ours_float32": stats["float32"].as_dict(),
         "onnxruntime": stats["onnxruntime"].as_dict(),
@@ -106,7 +118,8 @@ def report(result: dict[str, object]) -> str:
     rows = [result["ours_float32"]] + ([result["ours"]] if result["native_bf16"] else [])
     rows.append(result["onnxruntime"])
     lines = [f"single stream, {result['phonemes']} phonemes, {result['threads']} threads, "
-             f"CPU {result['cpu']}, median of {result['repeats']} runs in turns"]
+             f"CPU {result['cpu']}, median of {result['repeats']} runs in turns, "
+             f"norm-and-Snake pairs {'fused' if result.get('fused_norms') else 'eager'}"]
     for row in rows:
         assert isinstance(row, dict)
         lines.append(f"  {row['name']:<58} {row['audio_s']:.2f} s audio in "

@@ -171,18 +171,23 @@ def run_engine_bench(lm: LoadedModel, phonemes: Sequence[str], concurrency: Sequ
                      cache_dir: Path | None = None, onnx: bool = True, dtype: DType = "auto",
                      graphs: Buckets | None = None, sequential: bool = True,
                      batched_runner: ModelRunner | None = None,
-                     windows: WindowPlan | None = None) -> dict[str, object]:
+                     windows: WindowPlan | None = None,
+                     cpu_fused_norms: bool = False) -> dict[str, object]:
     """``graphs``: the batched mode pads batches to these buckets (CUDA graphs on a GPU) and
     its policy forms batches that fit them. ``batched_runner``: one already warmed up (its
     graphs captured), used instead of a new one. ``windows``: the batched mode decodes chunks
-    in windows (each batch a window of each chunk in it)."""
+    in windows (each batch a window of each chunk in it). ``cpu_fused_norms``: on a CPU, the
+    decoder's norm-and-Snake pairs compiled, as the server runs them (``ModelRunner``;
+    ``realtime bench`` turns it on)."""
     torch.set_num_threads(threads)
     voice = voice or lm.default_voice
     cuda = lm.device.type == "cuda"
-    batched = batched_runner or ModelRunner(lm, dtype, graphs, windows)
+    batched = batched_runner or ModelRunner(lm, dtype, graphs, windows,
+                                            cpu_fused_norms=cpu_fused_norms)
     modes: list[tuple[str, Runner, Policy | None]] = []
     if sequential:
-        modes.append(("sequential", ModelRunner(lm, dtype), FIFOPolicy()))
+        modes.append(("sequential", ModelRunner(lm, dtype, cpu_fused_norms=cpu_fused_norms),
+                      FIFOPolicy()))
     modes.append(("batched", batched, None))
     if onnx:
         modes.append(("onnxruntime", OnnxRunner(lm, threads, cache_dir), FIFOPolicy()))

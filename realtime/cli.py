@@ -72,6 +72,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="the batched mode decodes chunks in windows (1 s, then 3 s), many "
                             "sessions' windows in one batch, eagerly (no CUDA graphs)")
     bench.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime baseline")
+    bench.add_argument("--no-cpu-fused-norms", action="store_true",
+                       help="on a CPU, run the decoder's norm-and-Snake pairs eagerly (default: "
+                            "compiled into fused kernels, as `realtime serve` runs them)")
     bench.add_argument("--png", type=Path, default=Path("bench.png"),
                        help="plot to write (default bench.png)")
     bench.add_argument("--single", action="store_true",
@@ -280,11 +283,12 @@ def _say(args: argparse.Namespace, lm: LoadedModel) -> int:
 
     utterance = Utterance(args.text, args.voice, args.speed, args.language,
                           phonemes=args.phonemes, seed=args.seed)
-    # One utterance: no warm-up or CUDA graph capture (they pay off over many requests), and
-    # whole-chunk decoding: a file has no listener waiting for its first audio.
+    # One utterance: no warm-up, CUDA graph capture or compiled CPU norms (they pay off over
+    # many requests), and whole-chunk decoding: a file has no listener waiting for its first
+    # audio.
     engine = start_engine(lm, EngineConfig(device=args.device, threads=args.threads,
                                            dtype=args.dtype, warm_up=False, cuda_graphs=False,
-                                           windows="off"))
+                                           windows="off", cpu_fused_norms=False))
     try:
         pcm = asyncio.run(synthesize(utterance, engine, Phonemizer, owner="say"))
     finally:
@@ -316,7 +320,8 @@ def _bench(args: argparse.Namespace, lm: LoadedModel) -> int:
         graphs = None if not cuda or args.no_graphs or args.windows else Buckets()
         result = run_engine_bench(lm, sentences, levels, args.chunks, threads, args.voice,
                                   args.cache_dir, onnx=not args.no_onnx, dtype=args.dtype,
-                                  graphs=graphs, windows=WindowPlan() if args.windows else None)
+                                  graphs=graphs, windows=WindowPlan() if args.windows else None,
+                                  cpu_fused_norms=not args.no_cpu_fused_norms)
         print(engine_report(result))
         json_path = args.json or Path("bench.json")
         write_outputs(result, json_path, args.png)
@@ -327,7 +332,8 @@ def _bench(args: argparse.Namespace, lm: LoadedModel) -> int:
 
     phonemes = _phonemize(args.text or DEFAULT_TEXT, "en-us")
     result = bench_single_stream(lm, phonemes, args.voice or lm.default_voice, args.speed,
-                                 args.repeats, threads, args.cache_dir)
+                                 args.repeats, threads, args.cache_dir,
+                                 fused_norms=not args.no_cpu_fused_norms)
     print(report(result))
     if args.json:
         write_json(result, args.json)

@@ -13,6 +13,11 @@ from realtime.engine.registry import LoadedModel
 from realtime.engine.request import ChunkResult
 from realtime.engine.tiny import tiny_config as _tiny_config
 
+# The suite starts many engine processes (`realtime serve` subprocesses, worker and restart
+# tests), each of which would compile the CPU's fused norms at warm-up (4-7 s on 2 cores):
+# they run eagerly unless a test asks (tests/engine/test_fused.py, the real server's test).
+os.environ.setdefault("REALTIME_CPU_FUSED_NORMS", "0")
+
 # A small symbol set: enough for tests to write phoneme strings.
 TINY_VOCAB = {c: i + 1 for i, c in enumerate(" .,!?abdefhiklmnoprstuvwzæðŋɑɔəɛɪʊʌˈˌː")}
 

@@ -55,13 +55,42 @@ def test_serve_flags_reach_the_config() -> None:
     assert serve_config([], env={"REALTIME_WINDOW_ADAPTIVE": "0"}).engine.window_adaptive is False
 
 
+def test_cpu_fused_norms_flag_env_and_engine() -> None:
+    """On by default (the suite's environment turns it off: tests/conftest); the flag and the
+    environment set it, and start_engine hands it to the runner."""
+    from realtime.cli import serve_config
+    from realtime.engine.local import start_engine
+    from realtime.engine.model.decoder import AdaINResBlock1
+    from realtime.engine.runner import cpu_compile_missing
+    from tests.conftest import tiny_loaded
+
+    assert EngineConfig().cpu_fused_norms
+    assert serve_config([], env={}).engine.cpu_fused_norms
+    assert not serve_config([], env={"REALTIME_CPU_FUSED_NORMS": "0"}).engine.cpu_fused_norms
+    assert not serve_config(["--no-cpu-fused-norms"], env={}).engine.cpu_fused_norms
+    assert serve_config(["--cpu-fused-norms"],
+                        env={"REALTIME_CPU_FUSED_NORMS": "0"}).engine.cpu_fused_norms
+    if cpu_compile_missing() is not None:
+        return
+    lm = tiny_loaded()
+    engine = start_engine(lm, EngineConfig(device="cpu", warm_up=False, cpu_fused_norms=True))
+    try:
+        assert engine.runner.cpu_fused_norms  # type: ignore[attr-defined]
+        assert all(b.fused_rows is not None for b in lm.model.modules()
+                   if isinstance(b, AdaINResBlock1))
+    finally:
+        engine.stop()
+        lm.model.fuse_row_norms(None)
+
+
 def test_the_engine_gets_the_window_plan_asked_for() -> None:
     from realtime.engine.local import start_engine
     from tests.conftest import tiny_loaded
 
     for adaptive in (True, False):
         engine = start_engine(tiny_loaded(), EngineConfig(device="cpu", warm_up=False,
-                                                          window_adaptive=adaptive))
+                                                          window_adaptive=adaptive,
+                                                          cpu_fused_norms=False))
         try:
             plan = engine.runner.windows  # type: ignore[attr-defined]
             assert plan is not None and plan.adaptive is adaptive

@@ -35,7 +35,8 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
     graphs = lm.device.type == "cuda" and cfg.cuda_graphs and windows is None
     buckets = cfg.buckets() if graphs else None
     runner = ModelRunner(lm, cfg.dtype, buckets, windows,  # type: ignore[arg-type]
-                         fused_norms=cfg.fused_norms, cpu_fft=cfg.cpu_fft)
+                         fused_norms=cfg.fused_norms, cpu_fft=cfg.cpu_fft,
+                         cpu_fused_norms=cfg.cpu_fused_norms)
     max_batch = cfg.max_batch or default_max_batch(lm.device)
     policy = EDFPolicy(max_batch, cfg.max_frames, buckets=buckets,
                        window_s=None if windows is None else windows.padded_s())

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
+import sysconfig
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -28,6 +33,27 @@ _DTYPES: dict[str, torch.dtype] = {"bfloat16": torch.bfloat16, "float16": torch.
 RunOutput = tuple[int, np.ndarray, np.ndarray]  # index in the batch, audio, durations
 
 WARM_UP_PHONEMES = ("hˈɛlO.", "ðɪs ɪz ə wˈɔɹm ˈʌp sˈɛntəns, ʤˈʌst tə ɡˈɛt ðə kˈɛɹnᵊlz ɹˈɛdi.")
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler that torch.compile's inductor would build CPU kernels with (``CXX``,
+    else the first of g++, c++, clang++ on the PATH), or None."""
+    named = os.environ.get("CXX")
+    if named:
+        return shutil.which(named)
+    return next((found for name in ("g++", "c++", "clang++") if (found := shutil.which(name))),
+                None)
+
+
+def cpu_compile_missing() -> str | None:
+    """What torch.compile lacks here to build CPU kernels (its C++ includes Python.h), or None
+    when nothing is missing."""
+    if cxx_compiler() is None:
+        return "a C++ compiler (CXX, g++, c++ or clang++; Debian: g++)"
+    include = Path(sysconfig.get_paths()["include"])
+    if not (include / "Python.h").is_file():
+        return f"Python's C headers (no Python.h in {include}; Debian: python3-dev)"
+    return None
 
 
 def default_max_batch(device: torch.device) -> int:
@@ -90,12 +116,17 @@ class ModelRunner:
     (``KModel.fuse_norms``; it switches the model itself, for every runner on it).
     ``cpu_fft``: on a CPU in float32, the wide convolutions run through the FFT
     (``KModel.use_fft_convs``, which also switches the model itself; their weight spectra are
-    computed here).
+    computed here). ``cpu_fused_norms``: on a CPU, the decoder's norm-and-Snake pairs over
+    unpadded rows (the CPU's batch of one) run as compiled fused kernels, or eagerly
+    (``KModel.fuse_row_norms``, which also switches the model itself; compiled in
+    :meth:`warm_up`, or at the first forward without one; on needs a C++ compiler and Python's
+    headers, else a ConfigError).
     """
 
     def __init__(self, lm: LoadedModel, dtype: DType = "auto",
                  graphs: Buckets | None = None, windows: WindowPlan | None = None,
-                 fused_norms: bool = False, cpu_fft: bool = True) -> None:
+                 fused_norms: bool = False, cpu_fft: bool = True,
+                 cpu_fused_norms: bool = False) -> None:
         if dtype == "auto":
             dtype = default_dtype(lm.device)
         if dtype != "float32" and dtype not in _DTYPES:
@@ -109,6 +140,14 @@ class ModelRunner:
             if held:
                 log.info("wide CPU convolutions through the FFT: weight spectra %d MiB",
                          held >> 20)
+            missing = cpu_compile_missing() if cpu_fused_norms else None
+            if missing:
+                raise ConfigError(
+                    f"the CPU's fused norms are compiled with torch.compile, which needs "
+                    f"{missing}: install it (`make install` does) or turn them off with "
+                    f"--no-cpu-fused-norms (REALTIME_CPU_FUSED_NORMS=0)")
+            lm.model.fuse_row_norms("inductor" if cpu_fused_norms else None)
+        self.cpu_fused_norms = cpu_fused_norms and lm.device.type == "cpu"
         self.lm = lm
         self.info = replace(lm.info(), window_s=None if windows is None else windows.first_s)
         self.dtype = dtype
@@ -166,8 +205,19 @@ class ModelRunner:
         vocab = self.lm.model.config.vocab
         texts = ["".join(c for c in p if c in vocab) for p in WARM_UP_PHONEMES]
         reqs = [ChunkRequest("warm-up", "warm-up", t, voice, 0.0) for t in texts if t]
+        began = time.perf_counter()
+        if self.cpu_fused_norms:
+            log.info("compiling the norm-and-Snake pairs into fused kernels (torch.compile: "
+                     "about 5 s on 2 cores with inductor's cache of an earlier start, 20-30 s "
+                     "without)")
+            with self._autocast():
+                self.lm.model.compile_row_norms(
+                    [torch.float32] + ([_DTYPES[self.dtype]] if self.dtype in _DTYPES else []))
         for _ in self.run(reqs[:1]):
             pass
+        if self.cpu_fused_norms:
+            log.info("norm-and-Snake pairs: fused kernels ready (%.1f s with the first "
+                     "forward)", time.perf_counter() - began)
         if self.lm.device.type != "cpu":
             for _ in self.run(reqs):
                 pass

@@ -6,14 +6,20 @@ Snake one after the other."""
 
 from __future__ import annotations
 
-import shutil
-
+import numpy as np
 import pytest
 import torch
 
 from realtime.engine.model import KModel, decoder
-from realtime.engine.model.decoder import _snake, norm_snake, row_norm_snake
+from realtime.engine.model.decoder import (
+    _snake,
+    norm_snake,
+    row_norm_snake,
+    row_norm_snake_fused,
+)
+from realtime.engine.model.kmodel import _compiled_rows
 from realtime.engine.model.layers import Pad, instance_norm
+from realtime.engine.runner import cpu_compile_missing
 from tests.conftest import count_calls, quiet_tiny_model
 from tests.engine.test_batch import bound, items, mel
 
@@ -108,6 +114,57 @@ def test_a_row_alone_takes_it_and_sounds_the_same(monkeypatch: pytest.MonkeyPatc
     assert mel(fast.audio, plain.audio) <= bound(0.0)
 
 
+def test_the_fused_row_form_is_the_eager_one() -> None:
+    """``row_norm_snake_fused`` (the expression the CPU's compiled kernels are made from)
+    against ``row_norm_snake``: to float64 rounding in float64, within 1e-5 of the output's
+    scale in float32 (channels whose mean dwarfs their spread included), and in bfloat16 it
+    returns bfloat16: the eager form's float32 result rounded, as the convolution after it
+    rounds it under autocast (to half a bfloat16 step, at most 2^-8 of the value, plus float32's
+    error)."""
+    for seed, shape in enumerate([(1, 8, 50), (3, 16, 300), (2, 4, 2)]):
+        x, _, gamma, beta, alpha = _inputs(*shape, seed=seed, dtype=torch.float64)
+        want = row_norm_snake(x, gamma, beta, alpha)
+        scale = float(want.abs().max())
+        got = row_norm_snake_fused(x, gamma, beta, alpha)
+        assert got.dtype == torch.float64
+        assert float((got - want).abs().max()) <= 1e-10 * scale
+        f32 = [a.float() for a in (x, gamma, beta, alpha)]
+        got = row_norm_snake_fused(*f32)
+        assert got.dtype == torch.float32
+        assert float((got.double() - want).abs().max()) <= 1e-5 * scale
+        b16 = [a.bfloat16() for a in f32[:3]] + [f32[3]]
+        eager = row_norm_snake(*b16)
+        got = row_norm_snake_fused(*b16)
+        assert got.dtype == torch.bfloat16 and eager.dtype == torch.float32
+        err = (got.float() - eager).abs()
+        assert torch.all(err <= eager.abs() * 2.0 ** -8 + 1e-5 * float(eager.abs().max()))
+
+
+def test_a_row_alone_runs_the_fused_form_and_sounds_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``fuse_row_norms`` (traced by aot_eager: no compiler needed) an item alone runs
+    no pair eagerly, and its audio is the eager model's within the batched-vs-alone floor,
+    with identical durations; None turns it off again."""
+    model = quiet_tiny_model(seed=3)
+    (it,) = items(model, [40], seed=6)
+    (plain,) = model.forward_batch([it])
+    torch._dynamo.reset()
+    _compiled_rows.cache_clear()
+    model.fuse_row_norms("aot_eager")
+    try:
+        calls = count_calls(monkeypatch, decoder, "row_norm_snake")
+        (fused,) = model.forward_batch([it])
+        assert calls == []
+    finally:
+        model.fuse_row_norms(None)
+        _compiled_rows.cache_clear()
+    assert all(block.fused_rows is None for block in model.modules()
+               if isinstance(block, decoder.AdaINResBlock1))
+    assert torch.equal(fused.durations, plain.durations)
+    assert fused.audio.shape == plain.audio.shape
+    assert mel(fused.audio, plain.audio) <= bound(0.0)
+
+
 @pytest.fixture
 def fresh() -> KModel:
     return quiet_tiny_model(seed=3)
@@ -128,8 +185,8 @@ def test_a_fused_model_sounds_the_same(fresh: KModel) -> None:
         assert mel(a.audio, b.audio) <= bound(0.0)
 
 
-@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
-                    reason="inductor on a CPU needs a C++ compiler")
+@pytest.mark.skipif(cpu_compile_missing() is not None,
+                    reason="inductor on a CPU needs a C++ compiler and Python's headers")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, inside inductor
 def test_inductor_fuses_it_for_every_shape_at_once() -> None:
     """One compile (dynamic shapes) for every batch shape, output as eager."""
@@ -145,3 +202,74 @@ def test_inductor_fuses_it_for_every_shape_at_once() -> None:
         want = norm_snake(args[0], pad.keep, pad.inv_count, *args[2:])
         assert float((got - want).abs().max()) <= 1e-4 * float(want.abs().max())
     assert counters["stats"]["unique_graphs"] == 1
+
+
+@pytest.mark.skipif(cpu_compile_missing() is not None,
+                    reason="inductor on a CPU needs a C++ compiler and Python's headers")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, inside inductor
+def test_inductor_fuses_the_row_form_once_per_dtype() -> None:
+    """The CPU's compiled row form (what ``--cpu-fused-norms`` runs): one compile for every
+    width and channel count (windows and the generator's stages differ in both); in float32
+    within 3e-5 of the output's scale of the float64 result (measured 0.5-1.5e-5, the eager
+    form 0.4-0.9e-5: the kernels sum and take the sine in another order); bfloat16 in,
+    bfloat16 out."""
+    torch._dynamo.reset()
+    _compiled_rows.cache_clear()
+    compiled = _compiled_rows("inductor")
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    for seed, shape in enumerate([(1, 8, 50), (1, 16, 300), (1, 4, 77)]):
+        args = _inputs(*shape, seed=seed, dtype=torch.float64)
+        exact = row_norm_snake(*args[:1], *args[2:])
+        got = compiled(*(a.float() for a in args[:1] + args[2:]))
+        assert got.dtype == torch.float32
+        assert float((got.double() - exact).abs().max()) <= 3e-5 * float(exact.abs().max())
+    assert counters["stats"]["unique_graphs"] == 1
+    x, _, gamma, beta, alpha = _inputs(1, 8, 40, seed=7)
+    assert compiled(x.bfloat16(), gamma.bfloat16(), beta.bfloat16(), alpha).dtype == \
+        torch.bfloat16
+    _compiled_rows.cache_clear()
+
+
+@pytest.mark.skipif(cpu_compile_missing() is not None,
+                    reason="inductor on a CPU needs a C++ compiler and Python's headers")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, inside inductor
+def test_a_fused_runner_compiles_at_warm_up_and_never_after() -> None:
+    """The server's CPU path (``ModelRunner(cpu_fused_norms=True)``, float32, windows): the
+    warm-up compiles the kernels; chunks of other lengths, whole and in windows (slices in
+    time, other widths, every stage's channel count), compile nothing more, and sound as the
+    eager runner's (the batched-vs-alone floor) with identical durations. A guard that does
+    not hold (a parameter's sizes, a stride) would compile per stage or per view and, past
+    torch.compile's limit, fail a request."""
+    from torch._dynamo.utils import counters
+
+    from realtime.engine.request import ChunkRequest
+    from realtime.engine.runner import ModelRunner
+    from realtime.quality import mel_distance_db
+    from tests.conftest import tiny_loaded
+    from tests.engine.test_windows import FAST, LONG, SHORT
+
+    torch._dynamo.reset()
+    _compiled_rows.cache_clear()
+    lm = tiny_loaded()
+    reqs = [ChunkRequest("s", "c", text, "a", 0.0)
+            for text in (SHORT, LONG, LONG[:30] + ".", LONG + " " + LONG)]
+    want = [next(iter(ModelRunner(lm, "float32").run([r]))) for r in reqs]
+    runner = ModelRunner(lm, "float32", None, FAST, cpu_fused_norms=True)
+    try:
+        counters.clear()
+        runner.warm_up()
+        made = counters["stats"]["unique_graphs"]
+        assert made >= 1
+        for r, (_, audio, durations) in zip(reqs, want, strict=True):
+            ((_, got, got_durations),) = runner.run([r])
+            assert np.array_equal(got_durations, durations)
+            assert mel_distance_db(got, audio) <= bound(0.0)
+            (cursor,) = runner.start_windows([r])
+            while not cursor.done:
+                runner.next_pieces([cursor])
+        assert counters["stats"]["unique_graphs"] == made
+    finally:
+        lm.model.fuse_row_norms(None)
+        _compiled_rows.cache_clear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -98,6 +100,38 @@ def test_cpu_warm_up_runs_one_short_chunk(lm: LoadedModel, monkeypatch: pytest.M
     monkeypatch.setattr(runner, "run", counting)
     runner.warm_up()
     assert len(batches) == 1 and len(batches[0]) == 1 and len(batches[0][0]) <= 8
+
+
+def test_cpu_fused_norms_switch_the_model_and_need_a_compiler(
+        lm: LoadedModel, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``cpu_fused_norms`` (EngineConfig.cpu_fused_norms, on by default; off for the suite's
+    tiny servers) sets every residual block's compiled row form, off turns it back off (the
+    compile itself happens at the first forward: tests/engine/test_fused.py); with no C++
+    compiler, or no Python headers, it is refused, saying what is missing and what to do."""
+    from realtime.config import EngineConfig
+    from realtime.engine import runner
+    from realtime.engine.model.decoder import AdaINResBlock1
+    from realtime.engine.runner import cpu_compile_missing, cxx_compiler
+
+    assert EngineConfig().cpu_fused_norms
+    blocks = [m for m in lm.model.modules() if isinstance(m, AdaINResBlock1)]
+    try:
+        if cpu_compile_missing() is None:
+            assert ModelRunner(lm, "float32", cpu_fused_norms=True).cpu_fused_norms
+            assert blocks and all(b.fused_rows is not None for b in blocks)
+        assert not ModelRunner(lm, "float32").cpu_fused_norms
+        assert all(b.fused_rows is None for b in blocks)
+        if cxx_compiler() is not None:  # a compiler but no Python.h (a bare Debian python3)
+            monkeypatch.setattr(runner.sysconfig, "get_paths",
+                                lambda: {"include": str(tmp_path)})
+            with pytest.raises(ConfigError, match=r"Python\.h.*python3-dev"):
+                ModelRunner(lm, "float32", cpu_fused_norms=True)
+        monkeypatch.setenv("CXX", "/nonexistent/c++")
+        assert cxx_compiler() is None
+        with pytest.raises(ConfigError, match=r"C\+\+ compiler.*--no-cpu-fused-norms"):
+            ModelRunner(lm, "float32", cpu_fused_norms=True)
+    finally:
+        lm.model.fuse_row_norms(None)
 
 
 def test_cpu_fft_switches_the_models_wide_convolutions(lm: LoadedModel,

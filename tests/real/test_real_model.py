@@ -204,11 +204,16 @@ def test_cli_reports_bad_voice_clearly(real_cache: Path, tmp_path: Path) -> None
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, inside inductor
 def test_bench_reports_both_engines(real: LoadedModel, real_cache: Path, g2p: EspeakG2P) -> None:
     from realtime.bench import bench_single_stream, report
 
-    result = bench_single_stream(real, g2p("A short benchmark sentence."), "jf_alpha", 1.0,
-                                 repeats=1, threads=2, cache_dir=real_cache)
+    try:  # as `realtime bench --single` runs it: the norm-and-Snake pairs compiled
+        result = bench_single_stream(real, g2p("A short benchmark sentence."), "jf_alpha", 1.0,
+                                     repeats=1, threads=2, cache_dir=real_cache,
+                                     fused_norms=True)
+    finally:
+        real.model.fuse_row_norms(None)  # the other tests' model runs them eagerly
     text = report(result)
-    assert "onnxruntime" in text and "x real time" in text
+    assert "onnxruntime" in text and "x real time" in text and "pairs fused" in text
     assert float(result["ours_vs_onnxruntime"]) > 0  # type: ignore[arg-type]

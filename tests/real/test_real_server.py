@@ -32,7 +32,9 @@ def _ready(url: str) -> bool:
 
 def test_serve_stream_and_drain(real_cache: Path, tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "REALTIME_CACHE_DIR": str(real_cache), "REALTIME_THREADS": "2"}
+    # As users run it: the CPU's fused norms on (the suite's default turns them off).
+    env = {**os.environ, "REALTIME_CACHE_DIR": str(real_cache), "REALTIME_THREADS": "2",
+           "REALTIME_CPU_FUSED_NORMS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "realtime", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -69,6 +71,7 @@ def test_serve_stream_and_drain(real_cache: Path, tmp_path: Path) -> None:
         # uvicorn shuts down gracefully, then re-raises the signal it caught (exit -15).
         assert proc.returncode in (0, -signal.SIGTERM)
         assert b"Finished server process" in out
+        assert b"fused kernels" in out  # the norm-and-Snake pairs ran compiled
     finally:
         if proc.poll() is None:
             proc.kill()

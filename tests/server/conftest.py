@@ -148,7 +148,9 @@ def stop_server(running: Running) -> None:
 
 
 def tiny_config_for_tests(**overrides: object) -> ServerConfig:
-    return ServerConfig(engine=EngineConfig(device="cpu", threads=1, warm_up=True),
+    # Eager norms: a compile in every engine process would cost seconds each (tests/conftest).
+    return ServerConfig(engine=EngineConfig(device="cpu", threads=1, warm_up=True,
+                                            cpu_fused_norms=False),
                         **overrides)  # type: ignore[arg-type]
 
 

@@ -47,8 +47,10 @@ class AdaINResBlock1(nn.Module):
         self.alpha1 = nn.ParameterList(nn.Parameter(torch.ones(1, channels, 1)) for _ in dilations)
         self.alpha2 = nn.ParameterList(nn.Parameter(torch.ones(1, channels, 1)) for _ in dilations)
 
-    # norm_snake compiled (KModel.fuse_norms): used over padded batches when set.
+    # Compiled forms, used when set: norm_snake over padded batches (KModel.fuse_norms) and
+    # row_norm_snake_fused over unpadded rows (KModel.fuse_row_norms, the CPU's batch of one).
     fused: Callable[..., Tensor] | None = None
+    fused_rows: Callable[..., Tensor] | None = None
 
     def forward(self, x: Tensor, s: Tensor, pad: Pad | None = None) -> Tensor:
         """Convolutions read only masked-norm outputs (0 at ``pad``; snake(0) = 0)."""
@@ -62,6 +64,8 @@ class AdaINResBlock1(nn.Module):
     def _norm_snake(self, norm: AdaIN1d, x: Tensor, s: Tensor, pad: Pad | None,
                     alpha: Tensor) -> Tensor:
         if pad is None:
+            if self.fused_rows is not None:
+                return rows_2d(self.fused_rows, x, *norm.style(s), alpha)
             return row_norm_snake(x, *norm.style(s), alpha)
         if self.fused is None:
             return _snake(norm(x, s, pad), alpha)
@@ -93,6 +97,48 @@ def row_norm_snake(x: Tensor, gamma: Tensor, beta: Tensor, alpha: Tensor) -> Ten
     arg = torch.addcmul(beta.to(acc) * a, centred, scale, out=centred)
     sine = torch.sin(arg)
     return arg.addcmul_(sine, sine).mul_(a.reciprocal().to(work))
+
+
+def row_norm_snake_fused(x: Tensor, gamma: Tensor, beta: Tensor, alpha: Tensor) -> Tensor:
+    """:func:`row_norm_snake` written as one expression for ``torch.compile`` to fuse
+    (``KModel.fuse_row_norms``): the mean, the centred variance and the output each read ``x``
+    once, and only the output is written (three passes, against seven passes and two new
+    tensors eagerly; a bfloat16 activation is not converted into a float32 copy first).
+    Computed in float32 inside the kernel (float64 for float64), the result in ``x``'s dtype,
+    bfloat16 included: it only feeds a convolution, which under autocast would round
+    :func:`row_norm_snake`'s float32 result to bfloat16 in the same way. Eagerly it is the
+    reference the tests hold the compiled form to."""
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    wide = x.to(acc)
+    centred = wide - wide.mean(dim=-1, keepdim=True)
+    var = (centred * centred).mean(dim=-1, keepdim=True)
+    y = centred * (torch.rsqrt(var + EPS) * (1 + gamma.to(acc))) + beta.to(acc)
+    a = alpha.to(acc)
+    return (y + torch.sin(a * y) ** 2 / a).to(x.dtype)
+
+
+def rows_2d(fn: Callable[..., Tensor], x: Tensor, gamma: Tensor, beta: Tensor,
+             alpha: Tensor) -> Tensor:
+    """``fn`` (the compiled :func:`row_norm_snake_fused`) over ``x`` [N, C, T] as N x C rows of
+    T, so that the compiled kernels' guards hold for every stage, length and view: every call
+    has the same layout (rows of T, one after the other), fresh tensors of one kind, and the
+    style's scale and shift in float32 whatever autocast made them. A size-1 batch dimension's
+    stride, a time slice's row stride, a parameter's sizes (torch.compile takes them as
+    constants, and the channel count with them), a parameter's dispatch keys and the style's
+    dtype each made it compile again, and past torch.compile's limit a call fails. What is
+    left: one kernel per activation dtype (bfloat16 and float32 under bfloat16 autocast) and
+    row length (inductor sums rows beyond 4,096 values another way), all made at warm-up
+    (``KModel.compile_row_norms``)."""
+    n, c, t = x.shape
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+
+    def rows(v: Tensor) -> Tensor:  # [N or 1, C, 1] -> [N x C, 1], in the kernel's precision
+        # A copy: a fresh tensor of the forward's kind (an inference tensor inside inference
+        # mode) whether ``v`` is a parameter or the style's output (a guard tells them apart).
+        return v.detach().to(acc).expand(n, c, 1).reshape(n * c, 1).clone()
+
+    flat = x.reshape(n * c, t).contiguous()  # a copy only where x is a slice in time
+    return fn(flat, rows(gamma), rows(beta), rows(alpha)).view(n, c, t)
 
 
 def norm_snake(x: Tensor, keep: Tensor, inv_count: Tensor, gamma: Tensor, beta: Tensor,

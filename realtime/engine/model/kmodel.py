@@ -12,7 +12,8 @@ given batch, token and frame sizes, so it can be compiled or captured as a CUDA 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,7 @@ from realtime.errors import InputError
 from ..info import unknown_symbols
 from .albert import Albert
 from .config import MAX_PHONEMES, KModelConfig
-from .decoder import AdaINResBlock1, Decoder, norm_snake
+from .decoder import AdaINResBlock1, Decoder, norm_snake, row_norm_snake_fused, rows_2d
 from .layers import Pad, WNConv1d, time_pad, zero_pad
 from .text import ProsodyPredictor, TextEncoder
 
@@ -256,6 +257,37 @@ class KModel(nn.Module):
             if isinstance(module, AdaINResBlock1):
                 module.fused = fused
 
+    def fuse_row_norms(self, backend: str | None = "inductor") -> None:
+        """Run the generator's AdaIN-then-Snake pairs over unpadded rows (a batch of one: the
+        CPU's, whole or in windows) as one compiled expression (``decoder.row_norm_snake_fused``
+        through ``torch.compile``, dynamic shapes: one compile per dtype serves every length
+        and width; 5-10 s on a 2-core CPU at the first forward, so inside the warm-up).
+        ``backend``: torch.compile's (inductor: on a CPU it needs a C++ compiler); None turns
+        it off."""
+        fused = None if backend is None else _compiled_rows(backend)
+        for module in self.decoder.modules():
+            if isinstance(module, AdaINResBlock1):
+                module.fused_rows = fused
+
+    @torch.inference_mode()
+    def compile_row_norms(self, dtypes: Sequence[torch.dtype]) -> bool:
+        """Make the fused row form's kernels now (after ``fuse_row_norms``), for activations of
+        each of ``dtypes`` (under bfloat16 autocast the pairs see bfloat16 and float32 ones),
+        over short rows and long ones (inductor sums rows beyond 4,096 values in another
+        kernel): a request never waits for a compile. Call it under the autocast that forwards
+        run in. False: not fused, nothing to do."""
+        fused = next((m.fused_rows for m in self.decoder.modules()
+                      if isinstance(m, AdaINResBlock1) and m.fused_rows is not None), None)
+        if fused is None:
+            return False
+        dev = self.device
+        for dtype in dtypes:
+            for width in (256, 8192):
+                x = torch.randn(1, 8, width, device=dev).to(dtype)
+                gamma, beta = torch.zeros(1, 8, 1, device=dev), torch.zeros(1, 8, 1, device=dev)
+                rows_2d(fused, x, gamma, beta, torch.ones(1, 8, 1, device=dev))
+        return True
+
     @torch.inference_mode()
     def predict_durations(self, phonemes: str | Sequence[int] | Tensor, style: Tensor,
                           speed: float = 1.0) -> Tensor:
@@ -288,3 +320,17 @@ class KModel(nn.Module):
         if bad:
             raise InputError(f"phoneme ids out of range 1..{self.config.n_token - 1}: {bad[:10]}")
         return tuple(body)
+
+
+@functools.cache
+def _compiled_rows(backend: str) -> Callable[..., Tensor]:
+    """One compiled ``row_norm_snake_fused`` per backend for the process: every model (and
+    runner) shares its compiled kernels, so a second model costs no second compile.
+
+    Each activation dtype, row length (short or long) and autocast state is a kernel of its
+    own: a server makes 2 (float32) or 4 (bfloat16), a process that runs both precisions
+    (``realtime bench --single``) 6, near torch.compile's default limit of 8, past which a call
+    fails; the limit is raised to 16 for that margin."""
+    limits = torch._dynamo.config
+    limits.recompile_limit = max(limits.recompile_limit, 16)
+    return torch.compile(row_norm_snake_fused, backend=backend, dynamic=True, fullgraph=True)
