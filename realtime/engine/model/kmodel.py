@@ -260,10 +260,11 @@ class KModel(nn.Module):
     def fuse_row_norms(self, backend: str | None = "inductor") -> None:
         """Run the generator's AdaIN-then-Snake pairs over unpadded rows (a batch of one: the
         CPU's, whole or in windows) as one compiled expression (``decoder.row_norm_snake_fused``
-        through ``torch.compile``, dynamic shapes: one compile per dtype serves every length
-        and width; 5-10 s on a 2-core CPU at the first forward, so inside the warm-up).
-        ``backend``: torch.compile's (inductor: on a CPU it needs a C++ compiler); None turns
-        it off."""
+        through ``torch.compile``, dynamic shapes, called through ``decoder.rows_2d``: a few
+        kernels serve every stage, length and window; made by :meth:`compile_row_norms`, about
+        5 s on a 2-core CPU with inductor's cache of an earlier process, 20-30 s without).
+        ``backend``: torch.compile's (inductor: on a CPU it needs a C++ compiler and Python's
+        headers); None turns it off."""
         fused = None if backend is None else _compiled_rows(backend)
         for module in self.decoder.modules():
             if isinstance(module, AdaINResBlock1):
