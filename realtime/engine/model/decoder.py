@@ -99,22 +99,24 @@ def row_norm_snake(x: Tensor, gamma: Tensor, beta: Tensor, alpha: Tensor) -> Ten
     return arg.addcmul_(sine, sine).mul_(a.reciprocal().to(work))
 
 
-def row_norm_snake_fused(x: Tensor, gamma: Tensor, beta: Tensor, alpha: Tensor) -> Tensor:
+def row_norm_snake_fused(x: Tensor, gamma: Tensor, beta: Tensor, alpha: Tensor,
+                         out: torch.dtype | None = None) -> Tensor:
     """:func:`row_norm_snake` written as one expression for ``torch.compile`` to fuse
     (``KModel.fuse_row_norms``): the mean, the centred variance and the output each read ``x``
     once, and only the output is written (three passes, against seven passes and two new
     tensors eagerly; a bfloat16 activation is not converted into a float32 copy first).
-    Computed in float32 inside the kernel (float64 for float64), the result in ``x``'s dtype,
-    bfloat16 included: it only feeds a convolution, which under autocast would round
-    :func:`row_norm_snake`'s float32 result to bfloat16 in the same way. Eagerly it is the
-    reference the tests hold the compiled form to."""
+    Computed in float32 inside the kernel (float64 for float64), the result in ``out`` (default
+    ``x``'s dtype). It only feeds convolutions, so under autocast :func:`rows_2d` asks for
+    autocast's dtype: the convolution would round :func:`row_norm_snake`'s float32 result to
+    it in the same way, in a pass of its own. Eagerly it is the reference the tests hold the
+    compiled form to."""
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
     wide = x.to(acc)
     centred = wide - wide.mean(dim=-1, keepdim=True)
     var = (centred * centred).mean(dim=-1, keepdim=True)
     y = centred * (torch.rsqrt(var + EPS) * (1 + gamma.to(acc))) + beta.to(acc)
     a = alpha.to(acc)
-    return (y + torch.sin(a * y) ** 2 / a).to(x.dtype)
+    return (y + torch.sin(a * y) ** 2 / a).to(out or x.dtype)
 
 
 def rows_2d(fn: Callable[..., Tensor], x: Tensor, gamma: Tensor, beta: Tensor,
@@ -122,7 +124,8 @@ def rows_2d(fn: Callable[..., Tensor], x: Tensor, gamma: Tensor, beta: Tensor,
     """``fn`` (the compiled :func:`row_norm_snake_fused`) over ``x`` [N, C, T] as N x C rows of
     T, so that the compiled kernels' guards hold for every stage, length and view: every call
     has the same layout (rows of T, one after the other), fresh tensors of one kind, and the
-    style's scale and shift in float32 whatever autocast made them. A size-1 batch dimension's
+    style's scale and shift in float32 whatever autocast made them; under autocast the result
+    comes out in autocast's dtype (it only feeds convolutions). A size-1 batch dimension's
     stride, a time slice's row stride, a parameter's sizes (torch.compile takes them as
     constants, and the channel count with them), a parameter's dispatch keys and the style's
     dtype each made it compile again, and past torch.compile's limit a call fails. What is
@@ -138,7 +141,10 @@ def rows_2d(fn: Callable[..., Tensor], x: Tensor, gamma: Tensor, beta: Tensor,
         return v.detach().to(acc).expand(n, c, 1).reshape(n * c, 1).clone()
 
     flat = x.reshape(n * c, t).contiguous()  # a copy only where x is a slice in time
-    return fn(flat, rows(gamma), rows(beta), rows(alpha)).view(n, c, t)
+    kind = x.device.type
+    # Under autocast the convolutions that read it take autocast's dtype: written in it at once.
+    out = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
+    return fn(flat, rows(gamma), rows(beta), rows(alpha), out).view(n, c, t)
 
 
 def norm_snake(x: Tensor, keep: Tensor, inv_count: Tensor, gamma: Tensor, beta: Tensor,
