@@ -22,7 +22,8 @@ records its error and the rest go on; the JSON is rewritten after each):
   (``--fused-norms``): compile and capture time, audio against the unfused, a short chunk,
   levels 1 to 256 (its audio is in the npz as ``fused_*``, for ``--transcribe``);
   frames_doubling: levels 128 and 256 again with the first run's frame buckets (each twice
-  the last), for the finer buckets' gain in the same run;
+  the last), for the finer buckets' gain in the same run; windows_first_0_5s: the windows'
+  levels 32 and 128 with a 0.5 s first window (first audio at 128 sessions against 250 ms);
 - ``gpu-check-bench.png``: the levels plotted (matplotlib, where installed);
 - ``gpu-check-kernels.txt``: the top CUDA kernels of one eager half-precision batch of 32;
 - ``gpu-check-audio.npz``: a few sentences in float32, float16 and bfloat16 (int16 PCM), to
@@ -390,12 +391,20 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
                 "batched_vs_alone_db": [mel(a, b) for a, b in zip(together, alone, strict=True)],
                 "levels": bench_levels(runner, None, [1, 32, 128, 256])}
 
+    def windowed_short_first() -> dict[str, Any]:
+        """The windows again with a 0.5 s first window (--window-first-s 0.5): what the first
+        audio at 128 sessions arriving at once comes to when each first window is half as
+        long (the issue's target there is 250 ms)."""
+        runner = ModelRunner(lm, "auto", None, WindowPlan(first_s=0.5))
+        return {"first_s": 0.5, "levels": bench_levels(runner, None, [32, 128])}
+
     report.section("saturation", 20, saturation)
     report.section("engine_levels", 40, levels_run)
     graphed.clear()  # the default runner's graphs go before the next capture
     report.section("windows", 45, windowed)
     report.section("fused_norms", 90, fused)
     report.section("frames_doubling", 60, doubling)
+    report.section("windows_first_0_5s", 25, windowed_short_first)
     print(json.dumps({k: v for k, v in report.data.items() if k != "engine_levels"},
                      indent=1, default=str)[:6000])
 
