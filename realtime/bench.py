@@ -20,7 +20,6 @@ import torch
 from realtime.engine.embedded import embedded_onnx_path
 from realtime.engine.model import SAMPLE_RATE
 from realtime.engine.registry import LoadedModel
-from realtime.errors import ConfigError
 
 DEFAULT_TEXT = ("Realtime turns streaming text into speech as it arrives, so a voice agent can "
                 "start talking before the language model has finished its sentence.")
@@ -66,16 +65,12 @@ def bench_single_stream(lm: LoadedModel, phonemes: str, voice: str, speed: float
     the model itself (``KModel.fuse_row_norms``), on or off."""
     import onnxruntime as ort
 
-    from realtime.engine.runner import cpu_compile_missing, native_bf16
+    from realtime.engine.runner import native_bf16, use_fused_row_norms
 
     torch.set_num_threads(threads)
     model = lm.model
     fused_norms = fused_norms and lm.device.type == "cpu"
-    missing = cpu_compile_missing() if fused_norms else None
-    if missing:
-        raise ConfigError(f"the fused norms are compiled with torch.compile, which needs "
-                          f"{missing}; install it or pass --no-cpu-fused-norms")
-    model.fuse_row_norms("inductor" if fused_norms else None)
+    use_fused_row_norms(model, fused_norms)
     ids = model.phonemes_to_ids(phonemes)
     style = lm.voices.style(voice, len(ids))
     opts = ort.SessionOptions()

@@ -20,7 +20,7 @@ import torch
 from realtime.errors import ConfigError
 
 from .graphs import Buckets, StaticForward, describe
-from .model.kmodel import SynthItem
+from .model.kmodel import KModel, SynthItem
 from .model.windows import Cursor, Piece, WindowPlan, next_pieces, start_windows
 from .registry import LoadedModel
 from .request import ChunkRequest
@@ -54,6 +54,19 @@ def cpu_compile_missing() -> str | None:
     if not (include / "Python.h").is_file():
         return f"Python's C headers (no Python.h in {include}; Debian: python3-dev)"
     return None
+
+
+def use_fused_row_norms(model: KModel, on: bool) -> None:
+    """Switch ``model``'s CPU norm-and-Snake pairs to the compiled kernels or back to eager
+    (``KModel.fuse_row_norms``); on, with what torch.compile needs missing, a ConfigError
+    saying what and how to turn it off."""
+    missing = cpu_compile_missing() if on else None
+    if missing:
+        raise ConfigError(
+            f"the CPU's fused norms are compiled with torch.compile, which needs {missing}: "
+            f"install it (`make install` does) or turn them off with --no-cpu-fused-norms "
+            f"(REALTIME_CPU_FUSED_NORMS=0)")
+    model.fuse_row_norms("inductor" if on else None)
 
 
 def default_max_batch(device: torch.device) -> int:
@@ -140,13 +153,7 @@ class ModelRunner:
             if held:
                 log.info("wide CPU convolutions through the FFT: weight spectra %d MiB",
                          held >> 20)
-            missing = cpu_compile_missing() if cpu_fused_norms else None
-            if missing:
-                raise ConfigError(
-                    f"the CPU's fused norms are compiled with torch.compile, which needs "
-                    f"{missing}: install it (`make install` does) or turn them off with "
-                    f"--no-cpu-fused-norms (REALTIME_CPU_FUSED_NORMS=0)")
-            lm.model.fuse_row_norms("inductor" if cpu_fused_norms else None)
+            use_fused_row_norms(lm.model, cpu_fused_norms)
         self.cpu_fused_norms = cpu_fused_norms and lm.device.type == "cpu"
         self.lm = lm
         self.info = replace(lm.info(), window_s=None if windows is None else windows.first_s)
