@@ -34,6 +34,10 @@ class EngineConfig:
     # The decoder's norm-and-Snake pairs over padded batches compiled into fused kernels
     # (torch.compile; experimental: docs/engine.md).
     fused_norms: bool = False
+    # The decoder over padded batches compiled as one graph (torch.compile, dynamic shapes:
+    # elementwise work fused between the convolutions; compiled at warm-up; experimental,
+    # for a GPU's batches: docs/engine.md).
+    compile_decoder: bool = False
     # On a CPU in float32, the decoder's wide convolutions through the FFT (docs/engine.md):
     # about 1.3x faster synthesis for about 300 MiB more memory.
     cpu_fft: bool = True

@@ -8,7 +8,8 @@ calls; it prints them), then:
     PYTHONPATH=$PWD:$PWD/.gpu/site REALTIME_CACHE_DIR=/tmp/rtcache \\
         python3 scripts/gpu_check.py --out $OUT
 
-Within ``--budget`` seconds (default 300) it writes, section by section (a section that fails
+Within ``--budget`` seconds (default 420; the figures the issue asks for come in the first
+two minutes, the experiments after them) it writes, section by section (a section that fails
 records its error and the rest go on; the JSON is rewritten after each):
 - ``gpu-check.json``: the card; batched vs alone (log-mel dB, durations) against the float
   ordering calibration; float16 and bfloat16 against float32; one short chunk's latency with
@@ -21,9 +22,12 @@ records its error and the rest go on; the JSON is rewritten after each):
   fused_norms: the decoder's norm-and-Snake pairs compiled into fused kernels
   (``--fused-norms``): compile and capture time, audio against the unfused, a short chunk,
   levels 1 to 256 (its audio is in the npz as ``fused_*``, for ``--transcribe``);
+  compiled_decoder: the decoder over padded batches as one compiled graph
+  (``--compile-decoder``): compile and capture time, audio against the uncompiled, a short
+  chunk, levels 1 to 256 (audio ``compiled_*``); windows_first_0_5s: the windows' levels 32
+  and 128 with a 0.5 s first window (first audio at 128 sessions against 250 ms);
   frames_doubling: levels 128 and 256 again with the first run's frame buckets (each twice
-  the last), for the finer buckets' gain in the same run; windows_first_0_5s: the windows'
-  levels 32 and 128 with a 0.5 s first window (first audio at 128 sessions against 250 ms);
+  the last), for the finer buckets' gain in the same run;
 - ``gpu-check-bench.png``: the levels plotted (matplotlib, where installed);
 - ``gpu-check-kernels.txt``: the top CUDA kernels of one eager half-precision batch of 32;
 - ``gpu-check-audio.npz``: a few sentences in float32, float16 and bfloat16 (int16 PCM), to
@@ -369,6 +373,44 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
                 "memory_reserved_gb": torch.cuda.memory_reserved() / 2**30 if cuda else None,
                 "levels": levels}
 
+    def compiled() -> dict[str, Any]:
+        """The decoder over padded batches as one graph compiled by torch.compile
+        (--compile-decoder): compile and capture time, the graphs dynamo made, audio against
+        the uncompiled decoder, a short chunk, and the levels again."""
+        from torch._dynamo.utils import counters
+
+        texts = SENTENCES[:8]
+        plain = sorted(ModelRunner(lm, "auto").run(reqs(texts)), key=lambda o: o[0])
+        graphs_before = counters["stats"]["unique_graphs"]
+        sync()
+        start = time.perf_counter()
+        try:
+            runner = ModelRunner(lm, "auto", Buckets(), compile_decoder=True)
+            # A padded batch of 8, eagerly around the compiled decoder: the compile.
+            eager = sorted(ModelRunner(lm, "auto").run(reqs(texts)), key=lambda o: o[0])
+            sync()
+            compile_s = time.perf_counter() - start
+            runner.warm_up()
+            replayed = sorted(runner.run(reqs(texts)), key=lambda o: o[0])
+            latency_ms = short_chunk(runner)
+            save_audio({f"compiled_{i}": a for i, a, _ in runner.run(reqs(SENTENCES[:6]))})
+            assert runner.static is not None
+            levels = bench_levels(runner, runner.static.buckets, [1, 32, 128, 256])
+        finally:
+            lm.model.compile_decoder(None)  # the sections after it run uncompiled
+        return {"compile_s": compile_s,
+                "dynamo_graphs": counters["stats"]["unique_graphs"] - graphs_before,
+                "capture_s": runner.static.captured_s,
+                "eager_compiled_vs_plain_db": [mel(a, b) for (_, a, _), (_, b, _) in
+                                               zip(eager, plain, strict=True)],
+                "graphs_compiled_vs_plain_db": [mel(a, b) for (_, a, _), (_, b, _) in
+                                                zip(replayed, plain, strict=True)],
+                "durations_equal": sum(bool(np.array_equal(d, e)) for (_, _, d), (_, _, e)
+                                       in zip(replayed, plain, strict=True)),
+                "short_chunk_ms": latency_ms,
+                "memory_reserved_gb": torch.cuda.memory_reserved() / 2**30 if cuda else None,
+                "levels": levels}
+
     def windowed() -> dict[str, Any]:
         """Chunks decoded in windows (1 s, then 3 s), every chunk's next window in one eager
         batch (--windows on): the first audio (first piece) against the whole first chunk in
@@ -403,8 +445,9 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
     graphed.clear()  # the default runner's graphs go before the next capture
     report.section("windows", 45, windowed)
     report.section("fused_norms", 90, fused)
-    report.section("frames_doubling", 60, doubling)
+    report.section("compiled_decoder", 150, compiled)
     report.section("windows_first_0_5s", 25, windowed_short_first)
+    report.section("frames_doubling", 60, doubling)
     print(json.dumps({k: v for k, v in report.data.items() if k != "engine_levels"},
                      indent=1, default=str)[:6000])
 
@@ -412,7 +455,7 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
-    parser.add_argument("--budget", type=float, default=300.0, help="seconds (default 300)")
+    parser.add_argument("--budget", type=float, default=420.0, help="seconds (default 420)")
     parser.add_argument("--levels", default="1,8,32,64,128,256")
     parser.add_argument("--device", default="cuda", help="cuda (cpu: a dry run of the script)")
     parser.add_argument("--write-phonemes", action="store_true",

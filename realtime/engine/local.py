@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 from realtime.config import EngineConfig
+from realtime.errors import ConfigError
 
 from .engine import Engine
 from .model.windows import WindowPlan
@@ -31,12 +32,17 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
                           # rows costs about what one does).
                           adaptive=cfg.window_adaptive and lm.device.type == "cpu")
                if cfg.windowed(lm.device.type) else None)
+    if cfg.compile_decoder and (cfg.max_batch or default_max_batch(lm.device)) == 1:
+        raise ConfigError("--compile-decoder compiles the decoder for padded batches, and "
+                          "batches of one chunk (--max-batch 1, a CPU's default) are never "
+                          "padded: raise --max-batch or drop --compile-decoder")
     # Windows are decoded eagerly (the graphs are captured for whole chunks).
     graphs = lm.device.type == "cuda" and cfg.cuda_graphs and windows is None
     buckets = cfg.buckets() if graphs else None
     runner = ModelRunner(lm, cfg.dtype, buckets, windows,  # type: ignore[arg-type]
                          fused_norms=cfg.fused_norms, cpu_fft=cfg.cpu_fft,
-                         cpu_fused_norms=cfg.cpu_fused_norms)
+                         cpu_fused_norms=cfg.cpu_fused_norms,
+                         compile_decoder=cfg.compile_decoder)
     max_batch = cfg.max_batch or default_max_batch(lm.device)
     policy = EDFPolicy(max_batch, cfg.max_frames, buckets=buckets,
                        window_s=None if windows is None else windows.padded_s())

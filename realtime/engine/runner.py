@@ -133,21 +133,41 @@ class ModelRunner:
     unpadded rows (the CPU's batch of one) run as compiled fused kernels, or eagerly
     (``KModel.fuse_row_norms``, which also switches the model itself; compiled in
     :meth:`warm_up`, or at the first forward without one; on needs a C++ compiler and Python's
-    headers, else a ConfigError).
+    headers, else a ConfigError). ``compile_decoder``: the decoder over padded batches as one
+    graph compiled by torch.compile (``KModel.compile_decoder``: like ``fused_norms`` it
+    switches the model itself, for every runner on it; compiled in :meth:`warm_up`; a batch of
+    one row pads to two rows); not with ``fused_norms`` (it fuses them itself) nor with
+    ``windows`` (the windows' generator does not run through it).
     """
 
     def __init__(self, lm: LoadedModel, dtype: DType = "auto",
                  graphs: Buckets | None = None, windows: WindowPlan | None = None,
                  fused_norms: bool = False, cpu_fft: bool = True,
-                 cpu_fused_norms: bool = False) -> None:
+                 cpu_fused_norms: bool = False, compile_decoder: bool = False) -> None:
         if dtype == "auto":
             dtype = default_dtype(lm.device)
         if dtype != "float32" and dtype not in _DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
         if dtype == "float16" and lm.device.type != "cuda":
             raise ConfigError("dtype float16 needs a CUDA device; on the CPU use bfloat16")
+        if compile_decoder and fused_norms:
+            raise ConfigError("--compile-decoder fuses the norm-and-Snake pairs itself: drop "
+                              "--fused-norms")
+        if compile_decoder and windows is not None:
+            raise ConfigError("--compile-decoder compiles the decoder of whole chunks, and "
+                              "windows run the generator apart from it: use --windows off")
+        missing = cpu_compile_missing() if compile_decoder and lm.device.type == "cpu" else None
+        if missing:
+            raise ConfigError(f"--compile-decoder on a CPU needs {missing}")
         if fused_norms:
             lm.model.fuse_norms()
+        if compile_decoder:
+            lm.model.compile_decoder()
+        if compile_decoder and graphs is not None and graphs.rows[0] == 1:
+            # torch.compile specialises sizes of 1: a batch of one row would be a second
+            # compile (a minute or two), so it pads to two rows instead.
+            graphs = replace(graphs, rows=tuple(sorted({max(2, r) for r in graphs.rows})))
+        self.compile_decoder = compile_decoder
         if lm.device.type == "cpu":
             held = lm.model.use_fft_convs(cpu_fft and dtype == "float32")
             if held:
@@ -220,14 +240,21 @@ class ModelRunner:
             with self._autocast():
                 self.lm.model.compile_row_norms(
                     [torch.float32] + ([_DTYPES[self.dtype]] if self.dtype in _DTYPES else []))
+        if self.compile_decoder:
+            log.info("compiling the decoder for padded batches (torch.compile, dynamic shapes: "
+                     "about a minute on 2 CPU cores, less with inductor's cache of an earlier "
+                     "start)")
         for _ in self.run(reqs[:1]):
             pass
         if self.cpu_fused_norms:
             log.info("norm-and-Snake pairs: fused kernels ready (%.1f s with the first "
                      "forward)", time.perf_counter() - began)
-        if self.lm.device.type != "cpu":
-            for _ in self.run(reqs):
+        if self.lm.device.type != "cpu" or self.compile_decoder:
+            for _ in self.run(reqs):  # a padded batch (a GPU's batch of one is padded too)
                 pass
+        if self.compile_decoder:
+            log.info("decoder compiled for padded batches (%.1f s with the first forwards)",
+                     time.perf_counter() - began)
         if self.static is not None:
             self.static.warm_up(_log_progress)
             for line in describe(self.static):

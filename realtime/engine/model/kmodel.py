@@ -15,8 +15,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.fx.experimental._config as fx_config
 from torch import Tensor, nn
 
 from realtime.errors import InputError
@@ -25,7 +27,7 @@ from ..info import unknown_symbols
 from .albert import Albert
 from .config import MAX_PHONEMES, KModelConfig
 from .decoder import AdaINResBlock1, Decoder, norm_snake, row_norm_snake_fused, rows_2d
-from .layers import Pad, WNConv1d, time_pad, zero_pad
+from .layers import Pad, WeightNormed, WNConv1d, time_pad, zero_pad
 from .text import ProsodyPredictor, TextEncoder
 
 SEED_RANGE = 2**31  # seeds are taken modulo this (the harmonic source's noise hash)
@@ -81,6 +83,8 @@ class KModel(nn.Module):
     """The network. Build it from a :class:`KModelConfig`, then load weights (``weights.py``)."""
 
     PARTS = ("bert", "bert_encoder", "predictor", "text_encoder", "decoder")
+    # The decoder compiled for padded batches (compile_decoder), or None.
+    _compiled_decoder: Callable[..., Tensor] | None = None
 
     def __init__(self, config: KModelConfig) -> None:
         super().__init__()
@@ -209,7 +213,10 @@ class KModel(nn.Module):
         (at least the longest row's): audio [B, width * frame_samples], 0 past each row.
         ``padded``: some row has fewer than ``width`` frames (else no masks: one row alone)."""
         asr, f0, n, pad = self.aligned(text, batch, width, padded)
-        return self.decoder(asr, f0, n, batch.style[:, :self.config.style_dim], batch.seeds, pad)
+        decoder: Callable[..., Tensor] = self.decoder
+        if self._compiled_decoder is not None and pad is not None and batch.seeds is None:
+            decoder = self._compiled_decoder
+        return decoder(asr, f0, n, batch.style[:, :self.config.style_dim], batch.seeds, pad)
 
     def aligned(self, text: TextSide, batch: BatchInputs, width: int,
                 padded: bool) -> tuple[Tensor, Tensor, Tensor, Pad | None]:
@@ -256,6 +263,29 @@ class KModel(nn.Module):
         for module in self.decoder.modules():
             if isinstance(module, AdaINResBlock1):
                 module.fused = fused
+
+    def compile_decoder(self, backend: str | Callable[..., object] | None = "inductor") -> None:
+        """Run the decoder over padded batches (:meth:`decoder_side` with ``padded``, no noise
+        seeds: every batch a GPU runs, through its graphs or not) as one graph compiled by
+        ``torch.compile`` with dynamic shapes: inductor fuses the elementwise work between the
+        convolutions (the norms, the Snakes, the residual adds, the masks, the harmonic source
+        and the STFTs) into a few kernels, and one compile serves every batch shape (a batch of
+        one row is a second: torch.compile specialises sizes of 1). The weight-normed weights
+        are computed once here and read as they are (``WeightNormed.frozen``): call it again
+        after changing or moving the parameters. It compiles at the first padded batch, so a
+        runner's warm-up. Unpadded rows (the CPU's batch of one) and windows run as before.
+        ``backend``: torch.compile's; None turns it off (and unfreezes the weights)."""
+        self._compiled_decoder = None if backend is None else _compiled_decoder(self, backend)
+        with torch.no_grad():
+            for module in self.decoder.modules():
+                if isinstance(module, WeightNormed):
+                    module.frozen = None
+                    if backend is not None:
+                        module.frozen = module.weight.detach().clone()
+
+    @property
+    def decoder_compiled(self) -> bool:
+        return self._compiled_decoder is not None
 
     def fuse_row_norms(self, backend: str | None = "inductor") -> None:
         """Run the generator's AdaIN-then-Snake pairs over unpadded rows (a batch of one: the
@@ -321,6 +351,25 @@ class KModel(nn.Module):
         if bad:
             raise InputError(f"phoneme ids out of range 1..{self.config.n_token - 1}: {bad[:10]}")
         return tuple(body)
+
+
+def _compiled_decoder(model: KModel, backend: str | Callable[..., object]) -> Callable[..., Tensor]:
+    """``model.decoder`` compiled with dynamic shapes, traced without duck shaping (by default
+    torch.compile gives sizes that are equal in the first batch one symbol, and a batch of 4
+    rows with a dimension of 4 elsewhere, the tiny model's, came out specialised to 4 rows,
+    compiling again for every other row count) and with Python floats as constants (the
+    layers' epsilons: as symbols, dynamo traced the whole decoder a second time to undo
+    them)."""
+    limits = torch._dynamo.config
+    limits.recompile_limit = max(limits.recompile_limit, 16)
+    compiled = torch.compile(model.decoder.forward, backend=backend, dynamic=True,
+                             fullgraph=True)
+
+    def decode(*args: Any) -> Tensor:
+        with (fx_config.patch(use_duck_shape=False),  # type: ignore[attr-defined]
+              torch._dynamo.config.patch(specialize_float=True)):
+            return compiled(*args)
+    return decode
 
 
 @functools.cache

@@ -20,7 +20,7 @@ def _norm_except_dim0(v: Tensor) -> Tensor:
     return v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
 
 
-class _WeightNormed(nn.Module):
+class WeightNormed(nn.Module):
     """Weight normalisation over dim 0: ``weight = g * v / ||v||`` (Salimans & Kingma)."""
 
     weight_g: nn.Parameter
@@ -34,12 +34,17 @@ class _WeightNormed(nn.Module):
         self.bias = nn.Parameter(torch.zeros(bias)) if bias is not None else None
 
     _cached: tuple[tuple[int, ...], Tensor] | None = None
+    # The effective weight computed once, for a compiled decoder to read as it is
+    # (KModel.compile_decoder sets and clears it; it does not follow later parameter changes).
+    frozen: Tensor | None = None
 
     @property
     def weight(self) -> Tensor:
         """The effective weight. Under inference mode it is computed once and kept until the
         parameters change (in place, or moved), instead of on every call; a compiled graph
-        computes it itself."""
+        computes it itself, unless it was ``frozen``."""
+        if self.frozen is not None:
+            return self.frozen
         if torch.compiler.is_compiling() or not torch.is_inference_mode_enabled():
             return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
         v, g = self.weight_v, self.weight_g
@@ -49,7 +54,7 @@ class _WeightNormed(nn.Module):
         return self._cached[1]
 
 
-class WNConv1d(_WeightNormed):
+class WNConv1d(WeightNormed):
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, dilation: int = 1, groups: int = 1, bias: bool = True) -> None:
         super().__init__()
@@ -131,7 +136,7 @@ def conv1d_tiled(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, d
     return y.view(rows, n, -1, tile).transpose(1, 2).reshape(rows, -1, n * tile)[..., :out]
 
 
-class WNConvTranspose1d(_WeightNormed):
+class WNConvTranspose1d(WeightNormed):
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, output_padding: int = 0, groups: int = 1,
                  bias: bool = True) -> None:

@@ -1,0 +1,133 @@
+"""The decoder over padded batches compiled as one graph (``KModel.compile_decoder``,
+``--compile-decoder``): the same audio as the eager decoder, one compile for batches of other
+shapes, padding still silent, and only padded batches through it. Traced with aot_eager (no
+compiler needed, the same graph inductor would get; inductor's own figures: docs/engine.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from realtime.config import EngineConfig
+from realtime.engine.buckets import Buckets
+from realtime.engine.graphs import StaticForward
+from realtime.engine.local import start_engine
+from realtime.engine.model.layers import WeightNormed
+from realtime.engine.model.windows import WindowPlan
+from realtime.engine.runner import ModelRunner
+from realtime.errors import ConfigError
+from tests.conftest import quiet_tiny_model, tiny_loaded
+from tests.engine.test_batch import bound, items, mel
+
+
+def counting(calls: list[int]) -> Callable[..., Any]:
+    """aot_eager, counting the graphs it is given (one per compile)."""
+    from torch._dynamo.backends.registry import lookup_backend
+
+    inner = lookup_backend("aot_eager")
+
+    def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
+        calls.append(1)
+        return inner(gm, example_inputs)
+    return backend
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, inside dynamo
+def test_a_compiled_decoder_sounds_the_same_for_every_shape() -> None:
+    """Batches of 4 and 8 rows with other frame buckets: one compile (a CPU's convolutions
+    pick their kernels by batch size, so rows stay within 2-15 here), identical durations,
+    audio within the batched-vs-alone floor of the eager decoder's (aot_eager: measured 0 dB);
+    a row's audio does not move when its neighbours change; a batch of one row and a batch
+    with noise seeds run eagerly (no compile); off again, the weights are thawed."""
+    model = quiet_tiny_model(seed=3)
+    static = StaticForward(model, Buckets(rows=(2, 4, 8), tokens=(16, 64, 256),
+                                          frames=(32, 128, 512, 1024), max_cells=8192))
+    a, b = items(model, [30, 2, 9], seed=4), items(model, [200, 60, 5, 17, 40], seed=5)
+    with torch.inference_mode():
+        plain = static.forward_batch(a) + static.forward_batch(b)
+    calls: list[int] = []
+    torch._dynamo.reset()
+    model.compile_decoder(counting(calls))
+    try:
+        assert model.decoder_compiled
+        with torch.inference_mode():
+            compiled = static.forward_batch(a) + static.forward_batch(b)
+            neighbours = static.forward_batch([a[0], *b[1:3]])
+            (alone,) = model.forward_batch(a[:1])
+            seeded = model.forward_batch(items(model, [12, 40], seed=6, noise=True))
+        assert len(calls) == 1
+    finally:
+        model.compile_decoder(None)
+    assert not model.decoder_compiled
+    assert all(m.frozen is None for m in model.modules() if isinstance(m, WeightNormed))
+    for p, c in zip(plain, compiled, strict=True):
+        assert torch.equal(p.durations, c.durations)
+        assert p.audio.shape == c.audio.shape
+        assert mel(p.audio, c.audio) <= bound(0.0)
+    assert torch.equal(neighbours[0].durations, compiled[0].durations)
+    assert mel(neighbours[0].audio, compiled[0].audio) <= bound(0.0)
+    with torch.inference_mode():
+        assert torch.equal(alone.audio, model.forward_batch(a[:1])[0].audio)
+        again = model.forward_batch(items(model, [12, 40], seed=6, noise=True))
+    assert all(torch.equal(x.audio, y.audio) for x, y in zip(seeded, again, strict=True))
+
+
+def test_it_freezes_the_weights_it_reads() -> None:
+    model = quiet_tiny_model(seed=3)
+    conv = model.decoder.generator.conv_post
+    with torch.inference_mode():
+        want = conv.weight.clone()
+    model.compile_decoder("eager")  # nothing is traced until a padded batch comes
+    try:
+        assert conv.frozen is not None and torch.equal(conv.frozen, want)
+        assert conv.weight is conv.frozen
+        text_side = [m for m in model.predictor.modules() if isinstance(m, WeightNormed)]
+        assert text_side and all(m.frozen is None for m in text_side)
+    finally:
+        model.compile_decoder(None)
+    assert conv.frozen is None
+
+
+def test_the_runner_refuses_what_it_cannot_compile() -> None:
+    lm = tiny_loaded()
+    with pytest.raises(ConfigError, match="drop --fused-norms"):
+        ModelRunner(lm, "float32", compile_decoder=True, fused_norms=True)
+    with pytest.raises(ConfigError, match="--windows off"):
+        ModelRunner(lm, "float32", windows=WindowPlan(), compile_decoder=True)
+    assert not lm.model.decoder_compiled
+    with pytest.raises(ConfigError, match="never padded"):
+        start_engine(lm, EngineConfig(device="cpu", compile_decoder=True, warm_up=False))
+
+
+def test_a_compiling_runner_pads_one_row_to_two() -> None:
+    """torch.compile specialises sizes of 1: the row buckets start at 2 (one compile)."""
+    lm = tiny_loaded()
+    runner = ModelRunner(lm, "float32", Buckets(rows=(1, 2, 4)), compile_decoder=True)
+    try:
+        assert runner.static is not None and runner.static.buckets.rows == (2, 4)
+        assert lm.model.decoder_compiled
+    finally:
+        lm.model.compile_decoder(None)
+
+
+def test_the_flag_and_environment_reach_the_runner() -> None:
+    """Off by default; ``--compile-decoder`` or REALTIME_COMPILE_DECODER=1 turns it on, and
+    start_engine hands it to the runner (batches of two, windows off: nothing refused)."""
+    from realtime.cli import serve_config
+
+    assert not EngineConfig().compile_decoder
+    assert not serve_config([], env={}).engine.compile_decoder
+    assert serve_config(["--compile-decoder"], env={}).engine.compile_decoder
+    assert serve_config([], env={"REALTIME_COMPILE_DECODER": "1"}).engine.compile_decoder
+    lm = tiny_loaded()
+    engine = start_engine(lm, EngineConfig(device="cpu", warm_up=False, compile_decoder=True,
+                                           max_batch=2, windows="off", cpu_fused_norms=False))
+    try:
+        assert engine.runner.compile_decoder  # type: ignore[attr-defined]
+        assert lm.model.decoder_compiled
+    finally:
+        engine.stop()
+        lm.model.compile_decoder(None)
