@@ -8,7 +8,7 @@ calls; it prints them), then:
     PYTHONPATH=$PWD:$PWD/.gpu/site REALTIME_CACHE_DIR=/tmp/rtcache \\
         python3 scripts/gpu_check.py --out $OUT
 
-Within ``--budget`` seconds (default 420; the figures the issue asks for come in the first
+Within ``--budget`` seconds (default 480; the figures the issue asks for come in the first
 two minutes, the experiments after them) it writes, section by section (a section that fails
 records its error and the rest go on; the JSON is rewritten after each):
 - ``gpu-check.json``: the card; batched vs alone (log-mel dB, durations) against the float
@@ -19,15 +19,17 @@ records its error and the rest go on; the JSON is rewritten after each):
   windows: chunks decoded in windows, every chunk's next window in one eager batch
   (``--windows on``): six chunks' windows together against alone, and levels 1 to 256 with
   first audio (the first piece) beside the whole first chunk (audio ``windows_*``);
-  fused_norms: the decoder's norm-and-Snake pairs compiled into fused kernels
-  (``--fused-norms``): compile and capture time, audio against the unfused, a short chunk,
-  levels 1 to 256 (its audio is in the npz as ``fused_*``, for ``--transcribe``);
   compiled_decoder: the decoder over padded batches as one compiled graph
   (``--compile-decoder``): compile and capture time, audio against the uncompiled, a short
-  chunk, levels 1 to 256 (audio ``compiled_*``); windows_first_0_5s: the windows' levels 32
-  and 128 with a 0.5 s first window (first audio at 128 sessions against 250 ms);
-  frames_doubling: levels 128 and 256 again with the first run's frame buckets (each twice
-  the last), for the finer buckets' gain in the same run;
+  chunk, levels 1 to 256 (audio ``compiled_*``); windows_compiled: windows with the
+  generator over each batch of windows compiled (``--windows on --compile-decoder``): the
+  compile, audio against the eager windows, levels 1 to 256 and 128 sessions with a 0.5 s
+  first window (audio ``wincompiled_*``); fused_norms: the decoder's norm-and-Snake pairs
+  compiled into fused kernels (``--fused-norms``): compile and capture time, audio against
+  the unfused, a short chunk, levels 1 to 256 (audio ``fused_*``); windows_first_0_5s: the
+  eager windows' levels 32 and 128 with a 0.5 s first window (first audio at 128 sessions
+  against 250 ms); frames_doubling: levels 128 and 256 again with the first run's frame
+  buckets (each twice the last), for the finer buckets' gain in the same run;
 - ``gpu-check-bench.png``: the levels plotted (matplotlib, where installed);
 - ``gpu-check-kernels.txt``: the top CUDA kernels of one eager half-precision batch of 32;
 - ``gpu-check-audio.npz``: a few sentences in float32, float16 and bfloat16 (int16 PCM), to
@@ -342,41 +344,13 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
                 "capture_s": runner.static.captured_s if runner.static else None,
                 "levels": bench_levels(runner, buckets, [128, 256])}
 
-    def fused() -> dict[str, Any]:
-        """The norm-and-Snake pairs compiled into fused kernels (--fused-norms): compile time,
-        audio against the unfused graphs, a short chunk, capture, and the levels again."""
-        texts = SENTENCES[:8]
-        plain = sorted(ModelRunner(lm, "auto").run(reqs(texts)), key=lambda o: o[0])
-        sync()
-        start = time.perf_counter()
-        try:
-            runner = ModelRunner(lm, "auto", Buckets(), fused_norms=True)
-            compiled = sorted(ModelRunner(lm, "auto").run(reqs(texts)), key=lambda o: o[0])
-            sync()
-            compile_s = time.perf_counter() - start
-            runner.warm_up()
-            replayed = sorted(runner.run(reqs(texts)), key=lambda o: o[0])
-            latency_ms = short_chunk(runner)
-            save_audio({f"fused_{i}": a for i, a, _ in runner.run(reqs(SENTENCES[:6]))})
-            levels = bench_levels(runner, Buckets(), [1, 32, 128, 256])
-        finally:
-            lm.model.fuse_norms(None)  # the sections after it run unfused
-        return {"compile_s": compile_s,
-                "capture_s": runner.static.captured_s if runner.static else None,
-                "eager_fused_vs_unfused_db": [mel(a, b) for (_, a, _), (_, b, _) in
-                                              zip(compiled, plain, strict=True)],
-                "graphs_fused_vs_unfused_db": [mel(a, b) for (_, a, _), (_, b, _) in
-                                               zip(replayed, plain, strict=True)],
-                "durations_equal": sum(bool(np.array_equal(d, e)) for (_, _, d), (_, _, e)
-                                       in zip(replayed, plain, strict=True)),
-                "short_chunk_ms": latency_ms,
-                "memory_reserved_gb": torch.cuda.memory_reserved() / 2**30 if cuda else None,
-                "levels": levels}
-
-    def compiled() -> dict[str, Any]:
-        """The decoder over padded batches as one graph compiled by torch.compile
-        (--compile-decoder): compile and capture time, the graphs dynamo made, audio against
-        the uncompiled decoder, a short chunk, and the levels again."""
+    def against_plain(prefix: str, make: Callable[[], ModelRunner],
+                      off: Callable[[], None]) -> dict[str, Any]:
+        """An engine whose model runs part of the decoder compiled (``make`` builds its runner,
+        switching the model; ``off`` switches it back for the sections after it): the first
+        padded batch's time (the compile), the graphs dynamo made, the capture, audio and
+        durations against the plain model, a short chunk, and the levels again (its audio is
+        in the npz as ``{prefix}_*``)."""
         from torch._dynamo.utils import counters
 
         texts = SENTENCES[:8]
@@ -385,31 +359,54 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
         sync()
         start = time.perf_counter()
         try:
-            runner = ModelRunner(lm, "auto", Buckets(), compile_decoder=True)
-            # A padded batch of 8, eagerly around the compiled decoder: the compile.
+            runner = make()
+            # A padded batch of 8, eagerly around the compiled part: the compile.
             eager = sorted(ModelRunner(lm, "auto").run(reqs(texts)), key=lambda o: o[0])
             sync()
             compile_s = time.perf_counter() - start
             runner.warm_up()
             replayed = sorted(runner.run(reqs(texts)), key=lambda o: o[0])
             latency_ms = short_chunk(runner)
-            save_audio({f"compiled_{i}": a for i, a, _ in runner.run(reqs(SENTENCES[:6]))})
+            save_audio({f"{prefix}_{i}": a for i, a, _ in runner.run(reqs(SENTENCES[:6]))})
             assert runner.static is not None
             levels = bench_levels(runner, runner.static.buckets, [1, 32, 128, 256])
         finally:
-            lm.model.compile_decoder(None)  # the sections after it run uncompiled
+            off()
         return {"compile_s": compile_s,
                 "dynamo_graphs": counters["stats"]["unique_graphs"] - graphs_before,
                 "capture_s": runner.static.captured_s,
-                "eager_compiled_vs_plain_db": [mel(a, b) for (_, a, _), (_, b, _) in
-                                               zip(eager, plain, strict=True)],
-                "graphs_compiled_vs_plain_db": [mel(a, b) for (_, a, _), (_, b, _) in
-                                                zip(replayed, plain, strict=True)],
+                "eager_vs_plain_db": [mel(a, b) for (_, a, _), (_, b, _) in
+                                      zip(eager, plain, strict=True)],
+                "graphs_vs_plain_db": [mel(a, b) for (_, a, _), (_, b, _) in
+                                       zip(replayed, plain, strict=True)],
                 "durations_equal": sum(bool(np.array_equal(d, e)) for (_, _, d), (_, _, e)
                                        in zip(replayed, plain, strict=True)),
                 "short_chunk_ms": latency_ms,
                 "memory_reserved_gb": torch.cuda.memory_reserved() / 2**30 if cuda else None,
                 "levels": levels}
+
+    def fused() -> dict[str, Any]:
+        """The norm-and-Snake pairs compiled into fused kernels (--fused-norms)."""
+        return against_plain("fused", lambda: ModelRunner(lm, "auto", Buckets(),
+                                                          fused_norms=True),
+                             lambda: lm.model.fuse_norms(None))
+
+    def compiled() -> dict[str, Any]:
+        """The decoder over padded batches as one graph compiled by torch.compile
+        (--compile-decoder)."""
+        return against_plain("compiled", lambda: ModelRunner(lm, "auto", Buckets(),
+                                                             compile_decoder=True),
+                             lambda: lm.model.compile_decoder(None))
+
+    def decode_windows_of(runner: ModelRunner, batch: list[ChunkRequest]) -> list[Any]:
+        """``batch`` started together, every chunk's next window in one batch until all are
+        done: each chunk's pieces joined."""
+        cursors = runner.start_windows(batch)
+        pieces: dict[int, list[Any]] = {id(c): [] for c in cursors}
+        while active := [c for c in cursors if not c.done]:
+            for c, piece in zip(active, runner.next_pieces(active), strict=True):
+                pieces[id(c)].append(piece.audio)
+        return [np.concatenate(pieces[id(c)]) for c in cursors]
 
     def windowed() -> dict[str, Any]:
         """Chunks decoded in windows (1 s, then 3 s), every chunk's next window in one eager
@@ -417,21 +414,41 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
         the levels; six chunks' windows decoded together against each chunk's alone."""
         runner = ModelRunner(lm, "auto", None, WindowPlan())
         texts = SENTENCES[:6]
-
-        def decode(batch: list[ChunkRequest]) -> list[Any]:
-            cursors = runner.start_windows(batch)
-            pieces: dict[int, list[Any]] = {id(c): [] for c in cursors}
-            while active := [c for c in cursors if not c.done]:
-                for c, piece in zip(active, runner.next_pieces(active), strict=True):
-                    pieces[id(c)].append(piece.audio)
-            return [np.concatenate(pieces[id(c)]) for c in cursors]
-
-        together = decode(reqs(texts))
-        alone = [decode([r])[0] for r in reqs(texts)]
+        together = decode_windows_of(runner, reqs(texts))
+        alone = [decode_windows_of(runner, [r])[0] for r in reqs(texts)]
         save_audio({f"windows_{i}": a for i, a in enumerate(together)})
         return {"dtype": runner.dtype,
                 "batched_vs_alone_db": [mel(a, b) for a, b in zip(together, alone, strict=True)],
                 "levels": bench_levels(runner, None, [1, 32, 128, 256])}
+
+    def windowed_compiled() -> dict[str, Any]:
+        """Windows with the generator over each batch of windows compiled (--windows on
+        --compile-decoder): the warm-up's compile, six chunks' windows against the eager
+        windows', levels 1 to 256, and 128 sessions again with a 0.5 s first window."""
+        from torch._dynamo.utils import counters
+
+        texts = SENTENCES[:6]
+        plain = decode_windows_of(ModelRunner(lm, "auto", None, WindowPlan()), reqs(texts))
+        graphs_before = counters["stats"]["unique_graphs"]
+        sync()
+        start = time.perf_counter()
+        try:
+            runner = ModelRunner(lm, "auto", None, WindowPlan(), compile_decoder=True)
+            runner.warm_up()
+            sync()
+            compile_s = time.perf_counter() - start
+            together = decode_windows_of(runner, reqs(texts))
+            save_audio({f"wincompiled_{i}": a for i, a in enumerate(together)})
+            levels = bench_levels(runner, None, [1, 32, 128, 256])
+            runner.windows = WindowPlan(first_s=0.5)  # the same compiled generator
+            short_first = bench_levels(runner, None, [128])
+        finally:
+            lm.model.compile_decoder(None)
+        return {"dtype": runner.dtype, "compile_s": compile_s,
+                "dynamo_graphs": counters["stats"]["unique_graphs"] - graphs_before,
+                "compiled_vs_eager_windows_db": [mel(a, b) for a, b in
+                                                 zip(together, plain, strict=True)],
+                "levels": levels, "levels_first_0_5s": short_first}
 
     def windowed_short_first() -> dict[str, Any]:
         """The windows again with a 0.5 s first window (--window-first-s 0.5): what the first
@@ -444,8 +461,9 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
     report.section("engine_levels", 40, levels_run)
     graphed.clear()  # the default runner's graphs go before the next capture
     report.section("windows", 45, windowed)
-    report.section("fused_norms", 90, fused)
     report.section("compiled_decoder", 150, compiled)
+    report.section("windows_compiled", 120, windowed_compiled)
+    report.section("fused_norms", 90, fused)
     report.section("windows_first_0_5s", 25, windowed_short_first)
     report.section("frames_doubling", 60, doubling)
     print(json.dumps({k: v for k, v in report.data.items() if k != "engine_levels"},
@@ -455,7 +473,7 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
-    parser.add_argument("--budget", type=float, default=420.0, help="seconds (default 420)")
+    parser.add_argument("--budget", type=float, default=480.0, help="seconds (default 480)")
     parser.add_argument("--levels", default="1,8,32,64,128,256")
     parser.add_argument("--device", default="cuda", help="cuda (cpu: a dry run of the script)")
     parser.add_argument("--write-phonemes", action="store_true",

@@ -135,9 +135,9 @@ class ModelRunner:
     :meth:`warm_up`, or at the first forward without one; on needs a C++ compiler and Python's
     headers, else a ConfigError). ``compile_decoder``: the decoder over padded batches as one
     graph compiled by torch.compile (``KModel.compile_decoder``: like ``fused_norms`` it
-    switches the model itself, for every runner on it; compiled in :meth:`warm_up`; a batch of
-    one row pads to two rows); not with ``fused_norms`` (it fuses them itself) nor with
-    ``windows`` (the windows' generator does not run through it).
+    switches the model itself, for every runner on it; with ``windows``, the generator over
+    each batch of windows; compiled in :meth:`warm_up`; with graphs a batch of one row pads to
+    two rows); not with ``fused_norms`` (it fuses them itself).
     """
 
     def __init__(self, lm: LoadedModel, dtype: DType = "auto",
@@ -153,9 +153,6 @@ class ModelRunner:
         if compile_decoder and fused_norms:
             raise ConfigError("--compile-decoder fuses the norm-and-Snake pairs itself: drop "
                               "--fused-norms")
-        if compile_decoder and windows is not None:
-            raise ConfigError("--compile-decoder compiles the decoder of whole chunks, and "
-                              "windows run the generator apart from it: use --windows off")
         missing = cpu_compile_missing() if compile_decoder and lm.device.type == "cpu" else None
         if missing:
             raise ConfigError(f"--compile-decoder on a CPU needs {missing}")
@@ -240,21 +237,28 @@ class ModelRunner:
             with self._autocast():
                 self.lm.model.compile_row_norms(
                     [torch.float32] + ([_DTYPES[self.dtype]] if self.dtype in _DTYPES else []))
+        what = "the decoder" if self.windows is None else "the generator over windows"
         if self.compile_decoder:
-            log.info("compiling the decoder for padded batches (torch.compile, dynamic shapes: "
-                     "about a minute on 2 CPU cores, less with inductor's cache of an earlier "
-                     "start)")
+            log.info("compiling %s for padded batches (torch.compile, dynamic shapes: about a "
+                     "minute on 2 CPU cores, less with inductor's cache of an earlier start)",
+                     what)
         for _ in self.run(reqs[:1]):
             pass
         if self.cpu_fused_norms:
             log.info("norm-and-Snake pairs: fused kernels ready (%.1f s with the first "
                      "forward)", time.perf_counter() - began)
         if self.lm.device.type != "cpu" or self.compile_decoder:
-            for _ in self.run(reqs):  # a padded batch (a GPU's batch of one is padded too)
-                pass
+            # A padded batch, as the engine runs them (a GPU's batch of one is padded too).
+            if self.windows is None:
+                for _ in self.run(reqs):
+                    pass
+            else:
+                cursors = self.start_windows(reqs)
+                while active := [c for c in cursors if not c.done]:
+                    self.next_pieces(active)
         if self.compile_decoder:
-            log.info("decoder compiled for padded batches (%.1f s with the first forwards)",
-                     time.perf_counter() - began)
+            log.info("%s compiled for padded batches (%.1f s with the first forwards)",
+                     what[0].upper() + what[1:], time.perf_counter() - began)
         if self.static is not None:
             self.static.warm_up(_log_progress)
             for line in describe(self.static):

@@ -154,7 +154,7 @@ def test_padding_frames_are_zero(model: KModel) -> None:
 WINDOWS = WindowPlan(first_s=0.03, later_s=0.06, margin_s=0.01, fade_ms=4.0)
 
 
-def _decode_together(model: KModel, first: list[SynthItem],
+def decode_together(model: KModel, first: list[SynthItem],
                      later: list[SynthItem]) -> list[list[Piece]]:
     """``first`` started as one batch; after its first windows, ``later`` started as another;
     then every unfinished chunk's next window decoded together, the two fronts interleaved."""
@@ -177,7 +177,7 @@ def test_windows_batched_equal_windows_alone(model: KModel, ordering_db: float,
     """Windows of several chunks decoded as one padded batch (chunks started at different
     times, at different windows): each chunk's pieces as when it runs alone."""
     batch = items(model, [40, 5, 160, 12, 75], seed=5, noise=noise)
-    together = _decode_together(model, batch[:3], batch[3:])
+    together = decode_together(model, batch[:3], batch[3:])
     for it, pieces in zip(batch, together, strict=True):
         alone = list(decode_windows(model, it, WINDOWS))
         assert [len(p.audio) for p in pieces] == [len(p.audio) for p in alone]
@@ -192,7 +192,7 @@ def test_windows_batched_equal_windows_alone(model: KModel, ordering_db: float,
 def test_a_window_ignores_its_neighbours(model: KModel) -> None:
     """A chunk's windows do not move when the chunks decoded beside them change."""
     row = items(model, [60], seed=6)[0]
-    first = _decode_together(model, [row, *items(model, [150, 3], seed=8)], [])[0]
-    other = _decode_together(model, [row], items(model, [20, 220], seed=9))[0]
+    first = decode_together(model, [row, *items(model, [150, 3], seed=8)], [])[0]
+    other = decode_together(model, [row], items(model, [20, 220], seed=9))[0]
     for p, q in zip(first, other, strict=True):
         assert float(np.abs(p.audio - q.audio).max()) <= 1e-5

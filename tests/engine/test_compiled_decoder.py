@@ -1,13 +1,15 @@
 """The decoder over padded batches compiled as one graph (``KModel.compile_decoder``,
-``--compile-decoder``): the same audio as the eager decoder, one compile for batches of other
-shapes, padding still silent, and only padded batches through it. Traced with aot_eager (no
-compiler needed, the same graph inductor would get; inductor's own figures: docs/engine.md)."""
+``--compile-decoder``), and the generator over padded batches of windows: the same audio as
+eagerly, one compile for batches of other shapes, padding still silent, and only padded
+batches through it. Traced with aot_eager or dynamo alone (no compiler needed, the graph
+inductor would get; inductor's own figures: docs/engine.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,18 +18,18 @@ from realtime.engine.buckets import Buckets
 from realtime.engine.graphs import StaticForward
 from realtime.engine.local import start_engine
 from realtime.engine.model.layers import WeightNormed
-from realtime.engine.model.windows import WindowPlan
 from realtime.engine.runner import ModelRunner
 from realtime.errors import ConfigError
+from realtime.quality import mel_distance_db
 from tests.conftest import quiet_tiny_model, tiny_loaded
-from tests.engine.test_batch import bound, items, mel
+from tests.engine.test_batch import bound, decode_together, items, mel
 
 
-def counting(calls: list[int]) -> Callable[..., Any]:
-    """aot_eager, counting the graphs it is given (one per compile)."""
+def counting(calls: list[int], inner_name: str = "aot_eager") -> Callable[..., Any]:
+    """A backend (aot_eager by default), counting the graphs it is given (one per compile)."""
     from torch._dynamo.backends.registry import lookup_backend
 
-    inner = lookup_backend("aot_eager")
+    inner = lookup_backend(inner_name)
 
     def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
         calls.append(1)
@@ -75,6 +77,32 @@ def test_a_compiled_decoder_sounds_the_same_for_every_shape() -> None:
     assert all(torch.equal(x.audio, y.audio) for x, y in zip(seeded, again, strict=True))
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, inside dynamo
+def test_windows_run_the_compiled_generator() -> None:
+    """With windows, each padded batch of windows (chunks started at different times, at
+    different windows) runs the compiled generator: the same pieces as the eager windows'
+    within the batched-vs-alone floor. Traced by dynamo alone (the eager backend: the test's
+    time is the trace). A CPU's convolutions pick their kernels by batch size (2-3 rows, 4-15),
+    so the batches here, 1 to 5 rows, compile at most twice (a window alone is unpadded and
+    runs eagerly)."""
+    model = quiet_tiny_model(seed=3)
+    batch = items(model, [40, 5, 160, 12, 75], seed=5)
+    plain = decode_together(model, batch[:3], batch[3:])
+    calls: list[int] = []
+    torch._dynamo.reset()
+    model.compile_decoder(counting(calls, "eager"))
+    try:
+        compiled = decode_together(model, batch[:3], batch[3:])
+    finally:
+        model.compile_decoder(None)
+    assert 1 <= len(calls) <= 2
+    for p, c in zip(plain, compiled, strict=True):
+        assert [len(x.audio) for x in p] == [len(x.audio) for x in c]
+        joined, own = (np.concatenate([x.audio for x in ps]) for ps in (c, p))
+        assert mel_distance_db(joined, own) <= bound(0.0)
+    assert max(len(ps) for ps in compiled) >= 4
+
+
 def test_it_freezes_the_weights_it_reads() -> None:
     model = quiet_tiny_model(seed=3)
     conv = model.decoder.generator.conv_post
@@ -95,8 +123,6 @@ def test_the_runner_refuses_what_it_cannot_compile() -> None:
     lm = tiny_loaded()
     with pytest.raises(ConfigError, match="drop --fused-norms"):
         ModelRunner(lm, "float32", compile_decoder=True, fused_norms=True)
-    with pytest.raises(ConfigError, match="--windows off"):
-        ModelRunner(lm, "float32", windows=WindowPlan(), compile_decoder=True)
     assert not lm.model.decoder_compiled
     with pytest.raises(ConfigError, match="never padded"):
         start_engine(lm, EngineConfig(device="cpu", compile_decoder=True, warm_up=False))

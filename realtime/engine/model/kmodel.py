@@ -83,8 +83,10 @@ class KModel(nn.Module):
     """The network. Build it from a :class:`KModelConfig`, then load weights (``weights.py``)."""
 
     PARTS = ("bert", "bert_encoder", "predictor", "text_encoder", "decoder")
-    # The decoder compiled for padded batches (compile_decoder), or None.
+    # The decoder, and the generator over windows, compiled for padded batches
+    # (compile_decoder), or None.
     _compiled_decoder: Callable[..., Tensor] | None = None
+    _compiled_synth: Callable[..., Tensor] | None = None
 
     def __init__(self, config: KModelConfig) -> None:
         super().__init__()
@@ -266,16 +268,20 @@ class KModel(nn.Module):
 
     def compile_decoder(self, backend: str | Callable[..., object] | None = "inductor") -> None:
         """Run the decoder over padded batches (:meth:`decoder_side` with ``padded``, no noise
-        seeds: every batch a GPU runs, through its graphs or not) as one graph compiled by
+        seeds: every batch a GPU runs, through its graphs or not), and the generator over
+        padded batches of windows (:meth:`synth_windows`), as graphs compiled by
         ``torch.compile`` with dynamic shapes: inductor fuses the elementwise work between the
         convolutions (the norms, the Snakes, the residual adds, the masks, the harmonic source
         and the STFTs) into a few kernels, and one compile serves every batch shape (a batch of
-        one row is a second: torch.compile specialises sizes of 1). The weight-normed weights
-        are computed once here and read as they are (``WeightNormed.frozen``): call it again
-        after changing or moving the parameters. It compiles at the first padded batch, so a
-        runner's warm-up. Unpadded rows (the CPU's batch of one) and windows run as before.
-        ``backend``: torch.compile's; None turns it off (and unfreezes the weights)."""
-        self._compiled_decoder = None if backend is None else _compiled_decoder(self, backend)
+        one row is a second: torch.compile specialises sizes of 1). Each compiles at its first
+        padded batch (a runner's warm-up makes the one it uses). The weight-normed weights are
+        computed once here and read as they are (``WeightNormed.frozen``): call it again after
+        changing or moving the parameters. Unpadded rows (the CPU's batch of one) run as
+        before. ``backend``: torch.compile's; None turns it off (and unfreezes the weights)."""
+        self._compiled_decoder = (None if backend is None else
+                                  _compiled(self.decoder.forward, backend))
+        self._compiled_synth = (None if backend is None else
+                                _compiled(self.decoder.generator.synth, backend))
         with torch.no_grad():
             for module in self.decoder.modules():
                 if isinstance(module, WeightNormed):
@@ -286,6 +292,13 @@ class KModel(nn.Module):
     @property
     def decoder_compiled(self) -> bool:
         return self._compiled_decoder is not None
+
+    def synth_windows(self, x: Tensor, style: Tensor, har: Tensor, pad: Pad | None) -> Tensor:
+        """The generator over a batch of windows (``Generator.synth``; model/windows.py),
+        compiled where :meth:`compile_decoder` made it so and the batch is padded."""
+        gen = self.decoder.generator
+        synth = self._compiled_synth if pad is not None and self._compiled_synth else gen.synth
+        return synth(x, style, har, pad)
 
     def fuse_row_norms(self, backend: str | None = "inductor") -> None:
         """Run the generator's AdaIN-then-Snake pairs over unpadded rows (a batch of one: the
@@ -353,8 +366,10 @@ class KModel(nn.Module):
         return tuple(body)
 
 
-def _compiled_decoder(model: KModel, backend: str | Callable[..., object]) -> Callable[..., Tensor]:
-    """``model.decoder`` compiled with dynamic shapes, traced without duck shaping (by default
+def _compiled(fn: Callable[..., Tensor],
+              backend: str | Callable[..., object]) -> Callable[..., Tensor]:
+    """``fn`` (the decoder's or the generator's forward) compiled with dynamic shapes and no
+    graph break, traced without duck shaping (by default
     torch.compile gives sizes that are equal in the first batch one symbol, and a batch of 4
     rows with a dimension of 4 elsewhere, the tiny model's, came out specialised to 4 rows,
     compiling again for every other row count) and with Python floats as constants (the
@@ -362,8 +377,7 @@ def _compiled_decoder(model: KModel, backend: str | Callable[..., object]) -> Ca
     them)."""
     limits = torch._dynamo.config
     limits.recompile_limit = max(limits.recompile_limit, 16)
-    compiled = torch.compile(model.decoder.forward, backend=backend, dynamic=True,
-                             fullgraph=True)
+    compiled = torch.compile(fn, backend=backend, dynamic=True, fullgraph=True)
 
     def decode(*args: Any) -> Tensor:
         with (fx_config.patch(use_duck_shape=False),  # type: ignore[attr-defined]

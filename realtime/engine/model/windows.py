@@ -240,7 +240,7 @@ def next_pieces(model: KModel, cursors: Sequence[Cursor]) -> list[Piece]:
                         c.front.har[r:r + 1, :, lo * k:hi * k + 1])
         return [c.piece(one[0].float().cpu().numpy())]
     x, har, style, pad = _gather(cursors, spans, k)
-    audio = gen.synth(x, style, har, pad).float().cpu().numpy()  # once
+    audio = model.synth_windows(x, style, har, pad).float().cpu().numpy()  # once
     step = gen.source_scale
     return [c.piece(audio[i, :(hi - lo) * step])
             for i, (c, (lo, hi)) in enumerate(zip(cursors, spans, strict=True))]
