@@ -257,8 +257,8 @@ class ModelRunner:
                 while active := [c for c in cursors if not c.done]:
                     self.next_pieces(active)
         if self.compile_decoder:
-            log.info("%s compiled for padded batches (%.1f s with the first forwards)",
-                     what[0].upper() + what[1:], time.perf_counter() - began)
+            log.info("compiled %s for padded batches (%.1f s with the first forwards)",
+                     what, time.perf_counter() - began)
         if self.static is not None:
             self.static.warm_up(_log_progress)
             for line in describe(self.static):

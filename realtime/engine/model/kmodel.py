@@ -369,12 +369,11 @@ class KModel(nn.Module):
 def _compiled(fn: Callable[..., Tensor],
               backend: str | Callable[..., object]) -> Callable[..., Tensor]:
     """``fn`` (the decoder's or the generator's forward) compiled with dynamic shapes and no
-    graph break, traced without duck shaping (by default
-    torch.compile gives sizes that are equal in the first batch one symbol, and a batch of 4
-    rows with a dimension of 4 elsewhere, the tiny model's, came out specialised to 4 rows,
-    compiling again for every other row count) and with Python floats as constants (the
-    layers' epsilons: as symbols, dynamo traced the whole decoder a second time to undo
-    them)."""
+    graph break, traced without duck shaping (by default torch.compile gives sizes that are
+    equal in the first batch one symbol, and a batch of 4 rows with a dimension of 4
+    elsewhere, the tiny model's, came out specialised to 4 rows, compiling again for every
+    other row count) and with Python floats as constants (the layers' epsilons: as symbols,
+    dynamo traced the whole decoder a second time to undo them)."""
     limits = torch._dynamo.config
     limits.recompile_limit = max(limits.recompile_limit, 16)
     compiled = torch.compile(fn, backend=backend, dynamic=True, fullgraph=True)
