@@ -32,7 +32,8 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
                           # rows costs about what one does).
                           adaptive=cfg.window_adaptive and lm.device.type == "cpu")
                if cfg.windowed(lm.device.type) else None)
-    if cfg.compile_decoder and (cfg.max_batch or default_max_batch(lm.device)) == 1:
+    max_batch = cfg.max_batch or default_max_batch(lm.device)
+    if cfg.compile_decoder and max_batch == 1:
         raise ConfigError("--compile-decoder compiles the decoder for padded batches, and "
                           "batches of one chunk (--max-batch 1, a CPU's default) are never "
                           "padded: raise --max-batch or drop --compile-decoder")
@@ -43,7 +44,6 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
                          fused_norms=cfg.fused_norms, cpu_fft=cfg.cpu_fft,
                          cpu_fused_norms=cfg.cpu_fused_norms,
                          compile_decoder=cfg.compile_decoder)
-    max_batch = cfg.max_batch or default_max_batch(lm.device)
     policy = EDFPolicy(max_batch, cfg.max_frames, buckets=buckets,
                        window_s=None if windows is None else windows.padded_s())
     engine = Engine(runner, policy, cfg.queue_limit)

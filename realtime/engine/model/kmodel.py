@@ -374,8 +374,7 @@ def _compiled(fn: Callable[..., Tensor],
     elsewhere, the tiny model's, came out specialised to 4 rows, compiling again for every
     other row count) and with Python floats as constants (the layers' epsilons: as symbols,
     dynamo traced the whole decoder a second time to undo them)."""
-    limits = torch._dynamo.config
-    limits.recompile_limit = max(limits.recompile_limit, 16)
+    _allow_recompiles(16)
     compiled = torch.compile(fn, backend=backend, dynamic=True, fullgraph=True)
 
     def decode(*args: Any) -> Tensor:
@@ -394,6 +393,12 @@ def _compiled_rows(backend: str) -> Callable[..., Tensor]:
     own: a server makes 2 (float32) or 4 (bfloat16), a process that runs both precisions
     (``realtime bench --single``) 6, near torch.compile's default limit of 8, past which a call
     fails; the limit is raised to 16 for that margin."""
-    limits = torch._dynamo.config
-    limits.recompile_limit = max(limits.recompile_limit, 16)
+    _allow_recompiles(16)
     return torch.compile(row_norm_snake_fused, backend=backend, dynamic=True, fullgraph=True)
+
+
+def _allow_recompiles(count: int) -> None:
+    """Raise torch.compile's limit of compiles per function to at least ``count`` (a call past
+    it fails under ``fullgraph=True``), for the whole process."""
+    limits = torch._dynamo.config
+    limits.recompile_limit = max(limits.recompile_limit, count)
