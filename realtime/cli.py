@@ -198,10 +198,12 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "serve":
         return _serve(args)  # the supervisor spawns the processes that import torch
-    from realtime.engine.registry import load_model
-    from realtime.synth import set_threads
+    import torch
 
-    set_threads(args.threads)
+    from realtime.engine.registry import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     lm = load_model(args.model, args.model_dir, args.cache_dir, args.device)
     print(f"model: {lm.name} ({lm.path}) on {lm.device}", file=sys.stderr)
     if args.command == "voices":

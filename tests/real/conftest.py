@@ -14,9 +14,16 @@ from pathlib import Path
 import jiwer
 import numpy as np
 import pytest
+import torch
 
 from realtime.codecs.wav import write_wav
+from realtime.config import load_config
 from realtime.engine.model import SAMPLE_RATE
+from realtime.engine.registry import LoadedModel, load_model
+from realtime.engine.request import ChunkRequest
+from realtime.engine.runner import ModelRunner
+from realtime.session.scheduler import TextScheduler
+from realtime.text.phonemize import Phonemizer
 
 
 class Transcriber:
@@ -44,6 +51,46 @@ class Transcriber:
         write_wav(wav, audio, SAMPLE_RATE)
         _, info = self.model.transcribe(str(wav), language=None, beam_size=1)
         return str(info.language)
+
+
+class Speaker:
+    """The real model as the server builds its engine on this machine, for the intelligibility
+    tests: ``ModelRunner`` with the engine settings of ``EngineConfig`` (its defaults, or the
+    ``REALTIME_*`` environment: ``REALTIME_DTYPE=float32`` gives an AVX2 machine's set-up on
+    any CPU). On a CPU that is bfloat16 where it has bfloat16 arithmetic, else float32 with the
+    wide convolutions through the FFT, and the fused norm-and-Snake kernels; chunks are decoded
+    whole (windows are held to the whole chunk's sound by test_real_windows.py)."""
+
+    def __init__(self, lm: LoadedModel) -> None:
+        cfg = load_config().engine
+        self.runner = ModelRunner(lm, cfg.dtype,  # type: ignore[arg-type]
+                                  cpu_fft=cfg.cpu_fft, cpu_fused_norms=cfg.cpu_fused_norms)
+        self.runner.warm_up()
+        self.dtype = self.runner.dtype
+        self.default_voice = lm.default_voice
+
+    def __call__(self, phonemes: str, voice: str, seed: int | None = None) -> np.ndarray:
+        """One chunk's audio (float32, 24 kHz)."""
+        request = ChunkRequest("test", "test", phonemes, voice, 0.0, seed=seed)
+        self.runner.prepare(request)
+        ((_, audio, _),) = self.runner.run([request])
+        return audio
+
+    def text(self, phonemizer: Phonemizer, text: str, voice: str | None = None) -> np.ndarray:
+        """The server's text path: the scheduler's chunks, each spoken (noise seed 0) in
+        ``voice`` (the model's default if None), joined."""
+        voice = voice or self.default_voice
+        scheduler = TextScheduler(phonemizer)
+        chunks = scheduler.push(text, 0.0) + scheduler.end(0.0)
+        return np.concatenate([self(c.phonemes, voice, seed=0) for c in chunks if c.phonemes])
+
+
+@pytest.fixture(scope="session")
+def served(real_cache: Path) -> Speaker:
+    """A load of its own: a runner switches the model it is given (FFT convolutions, fused
+    kernels), and the other real tests keep the plain float32 model of ``real``."""
+    torch.set_num_threads(2)
+    return Speaker(load_model("kokoro-v1.0-int8", cache_dir=real_cache, device="cpu"))
 
 
 def assemble_whisper_base(dest: Path) -> Path:

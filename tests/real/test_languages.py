@@ -10,16 +10,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from realtime.engine.registry import LoadedModel
-from realtime.session.scheduler import TextScheduler
-from realtime.synth import synthesize_phonemes
 from realtime.text.normalize import normalize, spoken_text
 from realtime.text.phonemize import Phonemizer
 from realtime.voice_names import voice_info
-from tests.real.conftest import Transcriber, normalise_any, word_error_rate
+from tests.real.conftest import Speaker, Transcriber, normalise_any, word_error_rate
 
 pytestmark = pytest.mark.real
 
@@ -72,17 +68,9 @@ CASES = [
 ]
 
 
-def speak(lm: LoadedModel, phonemizer: Phonemizer, text: str, voice: str) -> np.ndarray:
-    """The server's text path: schedule into chunks, synthesise each, join."""
-    scheduler = TextScheduler(phonemizer)
-    chunks = scheduler.push(text, 0.0) + scheduler.end(0.0)
-    return np.concatenate([synthesize_phonemes(lm, c.phonemes, voice, seed=0).audio
-                           for c in chunks if c.phonemes])
-
-
 @pytest.mark.parametrize(("language", "voice", "sentences", "bound"), CASES,
                          ids=[f"{c[0]}-{c[1]}" for c in CASES])
-def test_espeak_languages_are_intelligible(real: LoadedModel,
+def test_espeak_languages_are_intelligible(served: Speaker,
                                            transcribe_multilingual: Transcriber,
                                            tmp_path: Path, language: str, voice: str,
                                            sentences: list[str], bound: float) -> None:
@@ -92,12 +80,12 @@ def test_espeak_languages_are_intelligible(real: LoadedModel,
     references, heard = [], []
     started = time.perf_counter()
     for n, text in enumerate(sentences):
-        audio = speak(real, phonemizer, text, voice)
+        audio = served.text(phonemizer, text, voice)
         said = transcribe_multilingual(audio, tmp_path, f"{language}{n}", whisper_language)
         references.append(spoken_text(normalize(text, language)))
         heard.append(spoken_text(normalize(said, language)))
     wer = word_error_rate(references, heard, normalise_any)
-    print(f"\n{language} {voice}: WER {wer:.3f} over {len(sentences)} sentences "
+    print(f"\n{language} {voice} ({served.dtype}): WER {wer:.3f} over {len(sentences)} sentences "
           f"({time.perf_counter() - started:.0f} s)")
     for ref, hyp in zip(references, heard, strict=True):
         mark = "  " if normalise_any(ref) == normalise_any(hyp) else "x "
@@ -105,13 +93,13 @@ def test_espeak_languages_are_intelligible(real: LoadedModel,
     assert wer <= bound
 
 
-def test_hindi_is_heard_as_hindi(real: LoadedModel, transcribe_multilingual: Transcriber,
+def test_hindi_is_heard_as_hindi(served: Speaker, transcribe_multilingual: Transcriber,
                                  tmp_path: Path) -> None:
     """Whisper base cannot score Hindi: it writes what it hears in Urdu script (same spoken
     language; by eye its words were right: "یہ کتاب بہت اچھی ہے"), and a Devanagari prompt
     makes its words worse. So this checks what it can: every sentence is heard as Hindustani."""
     phonemizer = Phonemizer("hi")
-    heard = [transcribe_multilingual.detect(speak(real, phonemizer, text, "hf_alpha"), tmp_path,
+    heard = [transcribe_multilingual.detect(served.text(phonemizer, text, "hf_alpha"), tmp_path,
                                             f"hi{n}") for n, text in enumerate(HINDI)]
     print(f"\nhi hf_alpha: languages heard {heard}")
     assert set(heard) <= {"hi", "ur"}

@@ -23,7 +23,7 @@ from realtime.text.g2p import EspeakG2P
 from realtime.text.normalize import normalize
 from realtime.text.phonemize import Phonemizer
 from realtime.voice_names import voice_info
-from tests.real.conftest import Transcriber, normalise, word_error_rate
+from tests.real.conftest import Speaker, Transcriber, normalise, word_error_rate
 
 pytestmark = pytest.mark.real
 
@@ -143,16 +143,15 @@ def test_matches_onnxruntime(real: LoadedModel, onnx_session: ort.InferenceSessi
 # Whisper sometimes mishears ("she" -> "see").
 @pytest.mark.parametrize(("voice", "bound"), [("af_heart", 0.01), ("bm_george", 0.03),
                                               ("jf_alpha", 0.10)])
-def test_intelligible_english(real: LoadedModel, transcribe: Transcriber, tmp_path: Path,
+def test_intelligible_english(served: Speaker, transcribe: Transcriber, tmp_path: Path,
                               voice: str, bound: float) -> None:
     phonemizer = Phonemizer(voice_info(voice).language)  # bm_: British G2P
     heard = []
     for i, text in enumerate(SENTENCES):
-        ids = real.model.phonemes_to_ids(phonemizer.phonemize(normalize(text)).phonemes)
-        audio = real.model(ids, real.voices.style(voice, len(ids))).audio.numpy()
+        audio = served(phonemizer.phonemize(normalize(text)).phonemes, voice)
         heard.append(transcribe(audio, tmp_path, f"s{i}"))
     wer = word_error_rate(SENTENCES, heard)
-    print(f"\n{voice}: WER over {len(SENTENCES)} sentences: {wer:.3f}")
+    print(f"\n{voice} ({served.dtype}): WER over {len(SENTENCES)} sentences: {wer:.3f}")
     for ref, hyp in zip(SENTENCES, heard, strict=True):
         print(f"  {ref!r} -> {hyp!r}")
     assert wer <= bound

@@ -7,16 +7,12 @@ import re
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from realtime.engine.registry import LoadedModel
-from realtime.session.scheduler import TextScheduler
-from realtime.synth import synthesize_phonemes
 from realtime.text.normalize import normalize, spoken_text
 from realtime.text.numbers import digits
 from realtime.text.phonemize import Phonemizer
-from tests.real.conftest import Transcriber, word_error_rate
+from tests.real.conftest import Speaker, Transcriber, word_error_rate
 
 pytestmark = pytest.mark.real
 
@@ -57,27 +53,20 @@ def heard_digits(text: str) -> str:
     return _DIGIT_RUN.sub(lambda m: " ".join(digits(m.group())), text)
 
 
-def _speak(lm: LoadedModel, phonemizer: Phonemizer, text: str) -> np.ndarray:
-    scheduler = TextScheduler(phonemizer)
-    chunks = scheduler.push(text, 0.0) + scheduler.end(0.0)
-    pieces = [synthesize_phonemes(lm, c.phonemes, seed=0).audio for c in chunks if c.phonemes]
-    return np.concatenate(pieces)
-
-
 @pytest.mark.parametrize("use_lexicon", [True, False], ids=["lexicon+espeak", "espeak-only"])
-def test_normalised_text_is_intelligible(real: LoadedModel, transcribe: Transcriber,
+def test_normalised_text_is_intelligible(served: Speaker, transcribe: Transcriber,
                                          tmp_path: Path, use_lexicon: bool) -> None:
     phonemizer = Phonemizer("en-us", use_lexicon=use_lexicon)
     references, hypotheses = [], []
     started = time.perf_counter()
     for n, text in enumerate(SENTENCES):
-        audio = _speak(real, phonemizer, text)
+        audio = served.text(phonemizer, text)
         heard = transcribe(audio, tmp_path, f"s{n}")
         references.append(spoken_text(normalize(text)))
         hypotheses.append(spoken_text(normalize(heard_digits(heard))))
     wer = word_error_rate(references, hypotheses)
     label = "lexicon+espeak" if use_lexicon else "espeak-only"
-    print(f"\n{label}: WER {wer:.3f} over {len(SENTENCES)} sentences "
+    print(f"\n{label} ({served.dtype}): WER {wer:.3f} over {len(SENTENCES)} sentences "
           f"({time.perf_counter() - started:.0f} s)")
     for ref, hyp in zip(references, hypotheses, strict=True):
         if word_error_rate([ref], [hyp]) > 0:
