@@ -9,6 +9,7 @@ from collections.abc import Callable
 from realtime.config import EngineConfig
 from realtime.errors import ConfigError
 
+from .buckets import Buckets
 from .engine import Engine
 from .model.windows import WindowPlan
 from .policy import EDFPolicy
@@ -16,6 +17,16 @@ from .registry import LoadedModel
 from .runner import ModelRunner, default_max_batch
 
 log = logging.getLogger("realtime.engine")
+
+
+def build_runner(lm: LoadedModel, cfg: EngineConfig, buckets: Buckets | None = None,
+                 windows: WindowPlan | None = None) -> ModelRunner:
+    """The runner of ``cfg``'s model settings (precision, CPU kernels, compiled forms) over
+    ``lm``, with the static shapes and window plan given (none: each batch at its own shape,
+    chunks decoded whole)."""
+    return ModelRunner(lm, cfg.dtype, buckets, windows,  # type: ignore[arg-type]
+                       fused_norms=cfg.fused_norms, cpu_fft=cfg.cpu_fft,
+                       cpu_fused_norms=cfg.cpu_fused_norms, compile_decoder=cfg.compile_decoder)
 
 
 def start_engine(lm: LoadedModel, cfg: EngineConfig,
@@ -40,10 +51,7 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
     # Windows are decoded eagerly (the graphs are captured for whole chunks).
     graphs = lm.device.type == "cuda" and cfg.cuda_graphs and windows is None
     buckets = cfg.buckets() if graphs else None
-    runner = ModelRunner(lm, cfg.dtype, buckets, windows,  # type: ignore[arg-type]
-                         fused_norms=cfg.fused_norms, cpu_fft=cfg.cpu_fft,
-                         cpu_fused_norms=cfg.cpu_fused_norms,
-                         compile_decoder=cfg.compile_decoder)
+    runner = build_runner(lm, cfg, buckets, windows)
     policy = EDFPolicy(max_batch, cfg.max_frames, buckets=buckets,
                        window_s=None if windows is None else windows.padded_s())
     engine = Engine(runner, policy, cfg.queue_limit)

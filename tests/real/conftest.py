@@ -18,10 +18,10 @@ import torch
 
 from realtime.codecs.wav import write_wav
 from realtime.config import load_config
+from realtime.engine.local import build_runner
 from realtime.engine.model import SAMPLE_RATE
 from realtime.engine.registry import LoadedModel, load_model
 from realtime.engine.request import ChunkRequest
-from realtime.engine.runner import ModelRunner
 from realtime.session.scheduler import TextScheduler
 from realtime.text.phonemize import Phonemizer
 
@@ -55,19 +55,19 @@ class Transcriber:
 
 class Speaker:
     """The real model as the server builds its engine on this machine, for the intelligibility
-    tests: ``ModelRunner`` with the engine settings of ``EngineConfig`` (its defaults, or the
-    ``REALTIME_*`` environment: ``REALTIME_DTYPE=float32`` gives an AVX2 machine's set-up on
-    any CPU). On a CPU that is bfloat16 where it has bfloat16 arithmetic, else float32 with the
+    tests: the runner of ``start_engine`` (``build_runner``) from ``EngineConfig``'s defaults or
+    the ``REALTIME_*`` environment (``REALTIME_DTYPE=float32`` gives an AVX2 machine's set-up
+    on any CPU). On a CPU that is bfloat16 where it has bfloat16 arithmetic, else float32 with the
     wide convolutions through the FFT, and the fused norm-and-Snake kernels; chunks are decoded
     whole (windows are held to the whole chunk's sound by test_real_windows.py)."""
 
     def __init__(self, lm: LoadedModel) -> None:
-        cfg = load_config().engine
-        self.runner = ModelRunner(lm, cfg.dtype,  # type: ignore[arg-type]
-                                  cpu_fft=cfg.cpu_fft, cpu_fused_norms=cfg.cpu_fused_norms)
+        self.runner = build_runner(lm, load_config().engine)
         self.runner.warm_up()
-        self.dtype = self.runner.dtype
-        self.default_voice = lm.default_voice
+
+    @property
+    def dtype(self) -> str:
+        return self.runner.dtype
 
     def __call__(self, phonemes: str, voice: str, seed: int | None = None) -> np.ndarray:
         """One chunk's audio (float32, 24 kHz)."""
@@ -79,7 +79,7 @@ class Speaker:
     def text(self, phonemizer: Phonemizer, text: str, voice: str | None = None) -> np.ndarray:
         """The server's text path: the scheduler's chunks, each spoken (noise seed 0) in
         ``voice`` (the model's default if None), joined."""
-        voice = voice or self.default_voice
+        voice = voice or self.runner.lm.default_voice
         scheduler = TextScheduler(phonemizer)
         chunks = scheduler.push(text, 0.0) + scheduler.end(0.0)
         return np.concatenate([self(c.phonemes, voice, seed=0) for c in chunks if c.phonemes])
