@@ -16,6 +16,9 @@ records its error and the rest go on; the JSON is rewritten after each):
   graphs, eagerly in half and in float32; CUDA graph capture time and GPU memory; engine levels
   up to 256 sessions (audio-s per s, first-chunk p95 with all sessions arriving at once);
   saturation: one long sentence repeated 1 to 64 times through the graphs, audio-s per s;
+  cudnn_benchmark: one decoder bucket (32 rows of the longest sentence) captured with cuDNN's
+  benchmarked convolution algorithms against its heuristics' (torch's default): batch time and
+  capture time of each;
   windows: chunks decoded in windows, every chunk's next window in one eager batch
   (``--windows on``): six chunks' windows together against alone, and levels 1 to 256 with
   first audio (the first piece) beside the whole first chunk (audio ``windows_*``);
@@ -457,9 +460,47 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
         runner = ModelRunner(lm, "auto", None, WindowPlan(first_s=0.5))
         return {"first_s": 0.5, "levels": bench_levels(runner, None, [32, 128])}
 
+    def cudnn_benchmark() -> dict[str, Any]:
+        """Whether cuDNN's benchmarked convolution algorithms beat the ones its heuristics
+        pick (torch's default) inside the graphs: one decoder bucket (the longest sentence, 32
+        rows; a dry run 2) captured with ``torch.backends.cudnn.benchmark`` off and then on,
+        each replayed 5 times (a dry run once); the capture times say what benchmarking
+        costs."""
+        rows, repeats = (32, 5) if cuda else (2, 1)
+        batch = reqs([SENTENCES[10]] * rows)
+        buckets = Buckets(rows=(rows,), frames=(512,))
+        result: dict[str, Any] = {"rows": rows, "frames": 512}
+        audio = {}
+        for name, on in (("off", False), ("on", True)):
+            runner = ModelRunner(lm, "auto", buckets)
+            before = torch.backends.cudnn.benchmark
+            torch.backends.cudnn.benchmark = on
+            try:
+                runner.warm_up()
+                outs = sorted(runner.run(batch), key=lambda o: o[0])
+            finally:
+                torch.backends.cudnn.benchmark = before
+            sync()
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                list(runner.run(batch))  # returns after the audio is on the host
+                times.append((time.perf_counter() - start) * 1000)
+            assert runner.static is not None
+            result[name] = {"capture_s": round(runner.static.captured_s, 2),
+                            "batch_ms": round(float(np.median(times)), 2),
+                            "audio_s_per_s": round(sum(len(a) for _, a, _ in outs) / 24000
+                                                   / (float(np.median(times)) / 1000), 1)}
+            audio[name] = outs
+            del runner
+        result["on_vs_off_db"] = max(mel(a, b) for (_, a, _), (_, b, _) in
+                                     zip(audio["on"], audio["off"], strict=True))
+        return result
+
     report.section("saturation", 20, saturation)
     report.section("engine_levels", 40, levels_run)
     graphed.clear()  # the default runner's graphs go before the next capture
+    report.section("cudnn_benchmark", 20, cudnn_benchmark)
     report.section("windows", 45, windowed)
     report.section("compiled_decoder", 150, compiled)
     report.section("windows_compiled", 120, windowed_compiled)
