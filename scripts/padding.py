@@ -12,10 +12,9 @@ queued at once with equal deadlines (each session's first chunk, then each one's
 row). Printed per burst: the real frames over the padded rows x frames ("efficiency": the share
 of the decoder's work that is not padding), the batches and their mean size. Also, for
 comparison: the first H100 run's doubling frame buckets; a tighter length ratio (1.5 instead
-of the default 2.5); and each batch's decoder side split
-in two graphs at its best cut by real length (what the runner could do once the durations are
-known; not implemented), without and with a fixed cost per graph of 500 cells (beside one
-graph with the same cost). Pure
+of the default 2.5); and each batch's decoder side split in two graphs at its best cut by
+real length (what the runner could do once the durations are known; not implemented), without
+and with a fixed cost per graph of 500 cells (beside one graph with the same cost). Pure
 arithmetic on the durations: no decoder runs, nothing is timed.
 """
 
