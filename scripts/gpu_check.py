@@ -296,6 +296,19 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
             write_outputs(result, out / "gpu-check-bench.json", None)
         return result
 
+    def batch_rate(runner: ModelRunner, batch: list[ChunkRequest],
+                   repeats: int) -> dict[str, float]:
+        """``batch`` through ``runner``: once, then the mean of ``repeats`` runs (each returns
+        with its audio on the host): ms per batch and audio-s per s."""
+        outs = list(runner.run(batch))
+        sync()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            outs = list(runner.run(batch))
+        per_batch = (time.perf_counter() - start) / repeats
+        audio_s = sum(len(a) for _, a, _ in outs) / 24000
+        return {"ms": round(per_batch * 1000, 2), "audio_s_per_s": round(audio_s / per_batch, 1)}
+
     def saturation() -> dict[str, Any]:
         """Where the card saturates: one sentence repeated n times (no padding between rows),
         through the graphs, audio-s per s by rows; and the top kernels of one eager batch of
@@ -304,16 +317,7 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
         result: dict[str, Any] = {}
         sentence = SENTENCES[10]  # the longest (about 10 s of audio)
         for n in (1, 2, 4, 8, 16, 32, 64) if cuda else (1, 2):
-            batch = reqs([sentence] * n)
-            outs = list(runner.run(batch))
-            sync()
-            start = time.perf_counter()
-            for _ in range(3):
-                outs = list(runner.run(batch))
-            per_batch = (time.perf_counter() - start) / 3
-            audio_s = sum(len(a) for _, a, _ in outs) / 24000
-            result[str(n)] = {"ms": round(per_batch * 1000, 2),
-                              "audio_s_per_s": round(audio_s / per_batch, 1)}
+            result[str(n)] = batch_rate(runner, reqs([sentence] * n), 3)
         if cuda:
             from torch.profiler import ProfilerActivity, profile
             eager = ModelRunner(lm, "auto")
@@ -477,21 +481,12 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
             torch.backends.cudnn.benchmark = on
             try:
                 runner.warm_up()
-                outs = sorted(runner.run(batch), key=lambda o: o[0])
+                audio[name] = sorted(runner.run(batch), key=lambda o: o[0])
             finally:
                 torch.backends.cudnn.benchmark = before
-            sync()
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                list(runner.run(batch))  # returns after the audio is on the host
-                times.append((time.perf_counter() - start) * 1000)
             assert runner.static is not None
             result[name] = {"capture_s": round(runner.static.captured_s, 2),
-                            "batch_ms": round(float(np.median(times)), 2),
-                            "audio_s_per_s": round(sum(len(a) for _, a, _ in outs) / 24000
-                                                   / (float(np.median(times)) / 1000), 1)}
-            audio[name] = outs
+                            **batch_rate(runner, batch, repeats)}
             del runner
         result["on_vs_off_db"] = max(mel(a, b) for (_, a, _), (_, b, _) in
                                      zip(audio["on"], audio["off"], strict=True))

@@ -82,6 +82,7 @@ def main() -> int:
     from gpu_check import PHONEMES, SENTENCES, VOICE
 
     from realtime.engine.registry import load_model
+    from realtime.engine.runner import default_max_batch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", default="32,128,256")
@@ -101,15 +102,16 @@ def main() -> int:
     print(f"each sentence batched only with its own kind (the frame buckets' rounding alone): "
           f"{sum(frames.values()) / rounded:.2f}")
     default, doubling = Buckets(), Buckets(frames=(64, 128, 256, 512, 1024, 2048))
+    rows = default_max_batch(torch.device("cuda"))  # a GPU engine's batches (no GPU needed)
     variants: list[tuple[str, EDFPolicy, Cost]] = [
-        ("default buckets, one graph", EDFPolicy(128, buckets=default), one_graph),
-        ("doubling frame buckets, one graph", EDFPolicy(128, buckets=doubling), one_graph),
+        ("default buckets, one graph", EDFPolicy(rows, buckets=default), one_graph),
+        ("doubling frame buckets, one graph", EDFPolicy(rows, buckets=doubling), one_graph),
         ("default buckets, length ratio 1.5, one graph",
-         EDFPolicy(128, length_ratio=1.5, buckets=default), one_graph),
-        ("default buckets, split in two", EDFPolicy(128, buckets=default), split_in_two(0)),
-        ("default buckets, one graph, 500 cells a graph", EDFPolicy(128, buckets=default),
+         EDFPolicy(rows, length_ratio=1.5, buckets=default), one_graph),
+        ("default buckets, split in two", EDFPolicy(rows, buckets=default), split_in_two(0)),
+        ("default buckets, one graph, 500 cells a graph", EDFPolicy(rows, buckets=default),
          lambda b, f: one_graph(b, f) + 500),
-        ("default buckets, split in two, 500 cells a graph", EDFPolicy(128, buckets=default),
+        ("default buckets, split in two, 500 cells a graph", EDFPolicy(rows, buckets=default),
          split_in_two(500)),
     ]
     for name, policy, cost in variants:
