@@ -61,13 +61,13 @@ haproxy-trial: install
 	$(PY) scripts/haproxy-trial $(ARGS)
 
 test: install
-	$(VENV)/bin/ruff check realtime tests load_tests
-	$(VENV)/bin/mypy realtime
+	$(VENV)/bin/ruff check realtime tests load_tests scripts
+	$(VENV)/bin/mypy realtime scripts/*.py
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check realtime tests load_tests
-	$(VENV)/bin/mypy realtime
+	$(VENV)/bin/ruff check realtime tests load_tests scripts
+	$(VENV)/bin/mypy realtime scripts/*.py
 
 clean-venv:
 	rm -rf $(VENV)

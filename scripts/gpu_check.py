@@ -225,7 +225,7 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
         batch = reqs(SENTENCES[:6])
         got: dict[str, list[Any]] = {}
         for dtype in ("float32", "float16", "bfloat16") if cuda else ("float32", "bfloat16"):
-            runner = ModelRunner(lm, dtype)  # type: ignore[arg-type]
+            runner = ModelRunner(lm, dtype)
             got[dtype] = sorted(runner.run(batch), key=lambda o: o[0])
         save_audio({f"{dtype}_{i}": a for dtype, outs in got.items() for i, a, _ in outs})
         return {dtype: {"vs_float32_db": [mel(a, b) for (_, a, _), (_, b, _) in

@@ -43,7 +43,7 @@ def main() -> int:
     if len(packs) != len(sums):
         print(f"found {len(packs)} packs, {sums_file} lists {len(sums)}", file=sys.stderr)
         return 1
-    np.savez_compressed(OUT, **packs)
+    np.savez_compressed(OUT, **packs)  # type: ignore[arg-type]  # numpy stubs: **packs vs allow_pickle
     print(f"wrote {OUT} ({len(packs)} voices, {OUT.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -63,7 +63,7 @@ def main() -> None:
         dist, firsts, seam_steps, any_steps, got = [], [], [], [], []
         for i, (it, ref) in enumerate(zip(items, whole, strict=True)):
             start = time.perf_counter()
-            pieces = []
+            pieces: list[np.ndarray] = []
             for piece in decode_windows(model, it, plan):
                 if not pieces:
                     firsts.append(time.perf_counter() - start)
