@@ -60,9 +60,7 @@ demo: install
 haproxy-trial: install
 	$(PY) scripts/haproxy-trial $(ARGS)
 
-test: install
-	$(VENV)/bin/ruff check realtime tests load_tests scripts
-	$(VENV)/bin/mypy realtime scripts/*.py
+test: lint
 	$(PY) -m pytest
 
 lint: install
