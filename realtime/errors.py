@@ -14,6 +14,8 @@ Hierarchy::
     └── EngineError          the engine refused or lost a chunk
         ├── EngineBusy       its queue is full (back off, or another replica)
         ├── EngineStopped    it is not running (not started, draining or stopped)
+        │   └── EngineLost   it was serving and its process was lost (died, hung, restarted):
+        │                    the session is closed; reconnect and resend what was not spoken
         └── ChunkCancelled   the chunk was cancelled before its audio was delivered
 """
 
@@ -95,6 +97,11 @@ class EngineBusy(EngineError):
 
 class EngineStopped(EngineError):
     code = "engine_stopped"
+
+
+class EngineLost(EngineStopped):
+    # An EngineStopped too: whoever only asks "is the engine serving?" (HTTP 503) needs no change.
+    code = "engine_lost"
 
 
 class ChunkCancelled(EngineError):

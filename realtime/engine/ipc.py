@@ -13,8 +13,10 @@ the kind and its second a msgpack header:
   class).
 
 A worker that hears no beat for ``lost_after_s`` takes the engine as lost: every chunk it
-waits for fails with ``EngineStopped`` and its watcher hears it; beats with status ``ready``
-bring it back (a restarted engine process binds the same address; ZeroMQ reconnects).
+waits for fails with ``EngineLost``, as does every ``submit`` until the engine is back (before
+it ever served, ``submit`` raises ``EngineStopped``), and its watcher hears it; beats with
+status ``ready`` bring it back (a restarted engine process binds the same address; ZeroMQ
+reconnects).
 Deadlines cross as they are: ``time.monotonic`` is one clock for every process of a machine.
 """
 
@@ -37,6 +39,7 @@ from realtime.errors import (
     ChunkCancelled,
     EngineBusy,
     EngineError,
+    EngineLost,
     EngineStopped,
     InputError,
     RealtimeError,
@@ -246,6 +249,7 @@ class RemoteEngine:
         self._local = threading.local()
         self._wakers = _Wakers()
         self._up = False
+        self._served = False  # it served once: not serving now means it was lost
         self._reason = "connecting to the engine process"
         self._last: dict[str, Any] = {}
         self._ready = threading.Event()
@@ -279,7 +283,8 @@ class RemoteEngine:
 
     def submit(self, request: ChunkRequest) -> Future[ChunkResult]:
         if not self._up:
-            raise EngineStopped(f"the engine is not serving: {self._reason}")
+            refused = EngineLost if self._served else EngineStopped
+            raise refused(f"the engine is not serving: {self._reason}")
         self.info.check(request)  # refused here, with the model's own errors
         future: Future[ChunkResult] = Future()
         with self._lock:
@@ -369,7 +374,7 @@ class RemoteEngine:
             self._reason = str(header.get("reason", ""))
             if header.get("status") == "ready" and not self._up:
                 self.info = ModelInfo.from_wire(header["info"])
-                self._up = True
+                self._up = self._served = True
                 self._ready.set()
                 log.info("engine process serving: model %s on %s", self.info.name,
                          self.info.device)
@@ -403,7 +408,7 @@ class RemoteEngine:
         self._up = False
         self._reason = reason
         log.error("%s", reason)
-        self._fail_all(EngineStopped(reason))
+        self._fail_all(EngineLost(reason))
         self._tell(False, reason)
 
     def _fail_all(self, exc: RealtimeError) -> None:

@@ -214,14 +214,14 @@ class _Pump:
         return data[:2 * keep]
 
     def _error(self, code: object, reason: str) -> BaseException:
-        if code in ("overloaded", "internal") and self.failed:
+        if code in ("overloaded", "engine_lost", "internal") and self.failed:
             # Chunks are reported in order, and chunk ids grow in that order: the first failed.
             exc = self.failed[min(self.failed)]
             return exc if isinstance(exc, RealtimeError) else RealtimeError(
                 f"synthesis failed: {exc}")
         if code == "unknown_voice":
             return VoiceError(reason)
-        if code in ("overloaded", "internal"):
+        if code in ("overloaded", "engine_lost", "internal"):
             return RealtimeError(reason)
         return MessageError(_code(code), reason)
 

@@ -23,7 +23,14 @@ import numpy as np
 from realtime.codecs import StreamEncoder
 from realtime.codecs.twilio import TwilioFramer
 from realtime.engine.request import FRAME_S, FRAMES_PER_PHONEME, ChunkRequest, ChunkResult
-from realtime.errors import ChunkCancelled, EngineBusy, EngineStopped, InputError, RealtimeError
+from realtime.errors import (
+    ChunkCancelled,
+    EngineBusy,
+    EngineLost,
+    EngineStopped,
+    InputError,
+    RealtimeError,
+)
 from realtime.session.alignment import word_timings
 from realtime.session.messages import ErrorCode, MessageId, ServerMessage, Timestamps
 from realtime.session.scheduler import Chunk, TextScheduler, estimate_audio_s
@@ -135,6 +142,7 @@ class Context:
     outbox_ms: float = 0.0  # audio in it
     sent_ms: float = 0.0  # audio handed out (written): ``cancelled``'s audio_sent_ms
     plays_until: float | None = None  # when the audio handed out runs out in playback
+    lost_told: bool = False  # an `engine_lost` error went out: one per context, not per chunk
 
     @property
     def buffered_chars(self) -> int:
@@ -286,7 +294,7 @@ class Context:
         chunk, result = slot.chunk, slot.outcome
         self.voiced_chars = max(self.voiced_chars, chunk.char_end)
         if isinstance(result, BaseException):
-            return [self._failed(chunk, result, "was not synthesised")]
+            return self._failed(chunk, result, "was not synthesised")
         if result is None:
             return []
         out: list[_Item] = [] if slot.started else self._start(slot, result)
@@ -299,17 +307,28 @@ class Context:
             slot.samples += len(samples)
             slot.last = piece
         if slot.failure is not None:
-            out.append(self._failed(chunk, slot.failure, "was cut off"))
+            out += self._failed(chunk, slot.failure, "was cut off")
         elif slot.complete and slot.last is not None:
             out.append(self._metrics(chunk, slot.last, slot.samples, now))
         return out
 
-    def _failed(self, chunk: Chunk, exc: BaseException, what: str) -> _Item:
-        refused = isinstance(exc, EngineBusy | EngineStopped | ChunkCancelled)
-        code: ErrorCode = "overloaded" if refused else "internal"
+    def _failed(self, chunk: Chunk, exc: BaseException, what: str) -> list[_Item]:
         reason = exc.reason if isinstance(exc, RealtimeError) else type(exc).__name__
-        return (({"type": "error", "code": code, "context_id": self.id,
-                  "message": f"chunk {chunk.index} {what}: {reason}"}, "control"), 0.0)
+        code: ErrorCode
+        if isinstance(exc, EngineLost):
+            # Every chunk in flight fails with it: one error tells the client all it can do.
+            if self.lost_told:
+                return []
+            self.lost_told = True
+            code, message = "engine_lost", (
+                f"the engine was lost at chunk {chunk.index} ({reason}); reconnect and send "
+                "again what was not spoken")
+        else:
+            refused = isinstance(exc, EngineBusy | EngineStopped | ChunkCancelled)
+            code = "overloaded" if refused else "internal"
+            message = f"chunk {chunk.index} {what}: {reason}"
+        return [(({"type": "error", "code": code, "context_id": self.id, "message": message},
+                  "control"), 0.0)]
 
     def _start(self, slot: _Slot, result: ChunkResult) -> list[_Item]:
         """A chunk's alignment (its audio follows, piece by piece)."""

@@ -35,7 +35,8 @@ DEFAULT_CONTEXT = "default"
 
 Framing = Literal["msgpack", "json", "twilio"]
 ErrorCode = Literal["bad_message", "unknown_type", "unknown_voice", "bad_value", "too_long",
-                    "rate_limited", "too_many_contexts", "overloaded", "internal"]
+                    "rate_limited", "too_many_contexts", "context_refused", "overloaded",
+                    "engine_lost", "internal"]
 Timestamps = Literal["word", "none"]
 MessageId = str | int
 

@@ -39,6 +39,7 @@ from realtime.session.messages import (
     CLOSE_INTERNAL,
     CLOSE_NORMAL,
     CLOSE_POLICY,
+    DEFAULT_CONTEXT,
     PROTOCOL_VERSION,
     ClientMessage,
     ErrorCode,
@@ -64,6 +65,7 @@ __all__ = ["Action", "CancelChunks", "Close", "Send", "SessionProtocol", "Sessio
 
 _LOG = logging.getLogger("realtime.session")
 RECENT_FINISHED = 8  # finished contexts a late `cancel` can still split (per session)
+RECENT_REFUSED = 64  # ids whose `start` was refused, remembered (per session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,16 @@ class SessionSettings:
     def __post_init__(self) -> None:
         if self.max_lead_s is not None and not self.max_lead_s > 0:
             raise ConfigError(f"max_lead_s must be positive (or None), got {self.max_lead_s}")
+
+
+@dataclass(slots=True)
+class _Refusal:
+    """Why a context's ``start`` was refused; ``told``: a ``text``, ``phonemes`` or ``update``
+    for it was answered (the ones after it are dropped silently)."""
+
+    code: ErrorCode
+    reason: str
+    told: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +163,10 @@ class SessionProtocol:
         # Contexts whose `done` was sent, newest last: the client may still be playing them,
         # so a late `cancel` still splits their text where playback stopped.
         self._finished: OrderedDict[str, Context] = OrderedDict()
+        # Ids whose `start` was refused, newest last: their input must not open the context
+        # with the session defaults (a typo in `codec` would get audio the client never asked
+        # for); it is refused until a `start` succeeds, or `end` or `cancel` forgets the id.
+        self._refusals: OrderedDict[str, _Refusal] = OrderedDict()
         self._inflight: dict[int, tuple[Context, Any]] = {}
         self._next_chunk_id = 0
         self._framing_set = False
@@ -198,8 +214,10 @@ class SessionProtocol:
         try:
             self._handle(parse_client(value, self._limits), now)
         except MessageError as e:
+            self._refused_start(value, e.code, e.reason)
             self._error(e.code, e.reason, e.context_id)
         except RealtimeError as e:  # e.g. an unknown phoneme symbol from the scheduler
+            self._refused_start(value, "bad_value", e.reason)
             self._error("bad_value", e.reason, _context_of(value, self._limits))
         except Exception:
             self._fail("a client message")
@@ -291,12 +309,18 @@ class SessionProtocol:
             return
         cid = msg["context_id"]
         if msg["type"] == "cancel":
+            self._refusals.pop(cid, None)
             self._cancel(cid, msg.get("played_ms"))
             return
         if msg["type"] == "start":
             if cid in self._contexts:
                 raise MessageError("bad_value", f"context {cid!r} is already open", cid)
             self._open(cid, msg, now)
+            self._refusals.pop(cid, None)
+            return
+        refusal = self._refusals.get(cid)
+        if refusal is not None:
+            self._refused_input(cid, msg["type"], refusal)
             return
         ctx = self._contexts.get(cid) or self._open(cid, {"type": "start", "context_id": cid},
                                                     now)
@@ -332,6 +356,30 @@ class SessionProtocol:
             ctx.ended = True
             ctx.mark("end")
             self._advance(ctx, now)
+
+    def _refused_start(self, value: object, code: ErrorCode, reason: str) -> None:
+        """Remember a refused ``start`` for a context that is not open (see ``_refusals``)."""
+        if not isinstance(value, dict) or value.get("type") != "start":
+            return
+        cid = _context_of(value, self._limits)
+        if cid and cid not in self._contexts:  # not "already open": that context goes on
+            self._refusals.pop(cid, None)
+            self._refusals[cid] = _Refusal(code, reason)
+            while len(self._refusals) > RECENT_REFUSED:
+                self._refusals.popitem(last=False)
+
+    def _refused_input(self, cid: str, kind: str, refusal: _Refusal) -> None:
+        """Input for a context whose ``start`` was refused: dropped. The first text (or
+        phonemes, update) says why, not every token after it; every ``flush`` and ``end`` says
+        why, since the client waits for its ``flushed`` or ``done``."""
+        if kind == "end":
+            del self._refusals[cid]
+        elif kind != "flush":
+            if refusal.told:
+                return
+            refusal.told = True
+        self._error("context_refused", f"context {cid!r} was not opened: its start was refused "
+                    f"({refusal.code}: {refusal.reason}); send a valid start", cid)
 
     def _open(self, cid: str, msg: StartMessage, now: float) -> Context:
         self._finished.pop(cid, None)
@@ -546,7 +594,8 @@ def _rate_for(codec: str, preferred: int) -> int:
 
 def _context_of(value: object, limits: Limits) -> str | None:
     if isinstance(value, dict):
-        cid = value.get("context_id", "default")
+        cid = value.get("context_id")
+        cid = DEFAULT_CONTEXT if cid is None else cid  # as parse_client reads it
         return cid if isinstance(cid, str) and len(cid) <= limits.max_id_chars else None
     return None
 

@@ -14,7 +14,14 @@ from realtime.engine.ipc import EngineServer, RemoteEngine
 from realtime.engine.policy import EDFPolicy
 from realtime.engine.request import ChunkRequest
 from realtime.engine.runner import ModelRunner
-from realtime.errors import ChunkCancelled, EngineBusy, EngineStopped, InputError, VoiceError
+from realtime.errors import (
+    ChunkCancelled,
+    EngineBusy,
+    EngineLost,
+    EngineStopped,
+    InputError,
+    VoiceError,
+)
 from tests.conftest import chunk_pieces
 from tests.server.conftest import tiny_kokoro
 
@@ -31,6 +38,9 @@ def pair(tmp_path: Path) -> Iterator[tuple[Engine, EngineServer, RemoteEngine]]:
     with pytest.raises(EngineStopped, match="warming up"):
         client.connect(seen.append, timeout=0.5)
     assert "engine: warming up the engine" in seen  # /readyz shows what the engine does
+    with pytest.raises(EngineStopped) as never_served:
+        client.submit(req("early", 0))
+    assert type(never_served.value) is EngineStopped  # not lost: it never served yet
     server.serve(engine)
     client.connect(timeout=5)
     yield engine, server, client
@@ -99,9 +109,9 @@ def test_a_lost_engine_fails_what_waits_and_comes_back(
     engine.runner = _Stalled(engine.runner, 3.0)  # type: ignore[assignment]
     waiting = client.submit(req("a", 0))
     server.stop()  # the engine process is gone: no more beats
-    assert isinstance(waiting.exception(5), EngineStopped)  # nothing waits forever
+    assert type(waiting.exception(5)) is EngineLost  # nothing waits forever
     assert not client.running and events and events[-1][0] is False
-    with pytest.raises(EngineStopped):
+    with pytest.raises(EngineLost):
         client.submit(req("a", 1))
     engine.runner = engine.runner.inner  # type: ignore[attr-defined]
     again = EngineServer(client.address)  # a restarted engine process, same address

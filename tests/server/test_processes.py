@@ -108,8 +108,9 @@ def test_killed_engine_is_restarted_and_sessions_are_told(processes: Running) ->
         await asyncio.sleep(1.0)  # mid-stream
         os.kill(before["engine"], signal.SIGKILL)
         outcomes = await asyncio.gather(*talking)
-        # The chunks they waited for failed (an error each; whether a session was waiting at
-        # the kill depends on the machine's speed), then every session closed with 1011.
+        # The chunks they waited for failed (one engine_lost error per context; whether a
+        # session was waiting at the kill depends on the machine's speed), then every session
+        # closed with 1011.
         assert all(o == ("closed", 1011) for o in outcomes), outcomes
 
     run(main())
@@ -124,6 +125,43 @@ def test_killed_engine_is_restarted_and_sessions_are_told(processes: Running) ->
     assert run(speak(ws_url(processes), "Back again.")) == ("done", None)
     assert len(children(processes)) == 3
     assert supervisor.num_fds() <= fds + 2  # nothing leaked across the restart
+
+
+@pytest.fixture
+def unpaced() -> Iterator[Running]:
+    """One worker, no lead bound: a context's chunks all go to the engine at once."""
+    server = start_processes(tiny_config_for_tests(engine_lost_s=1.5, max_lead_s=0.0),
+                             workers=1)
+    server.wait_ready(60)
+    yield server
+    stop_server(server)
+
+
+def test_a_killed_engine_is_one_engine_lost_error_per_context(unpaced: Running) -> None:
+    """Every chunk a context waits for fails when the engine dies: the client hears it once
+    (``engine_lost``, not one ``overloaded`` per chunk), then the close 1011."""
+    engine = roles(unpaced)["engine"]
+
+    async def main() -> tuple[list[dict[str, Any]], int | None]:
+        client = await RealtimeClient.connect(ws_url(unpaced))
+        try:
+            await client.start("a", codec="pcm16")
+            os.kill(engine, signal.SIGSTOP)  # frozen: no chunk comes back before the kill
+            try:
+                await client.text(LONG, "a")  # 4 chunks: all submitted (no lead bound)
+                await client.end("a")
+                await asyncio.sleep(0.3)  # cut and submitted by the worker
+            finally:
+                os.kill(engine, signal.SIGKILL)
+            return [m async for m in client.messages()], client.close_code
+        finally:
+            await client.close()
+
+    got, close_code = run(main())
+    errors = [(m["code"], m.get("context_id")) for m in got if m["type"] == "error"]
+    assert errors == [("engine_lost", "a")], got
+    assert not any(m["type"] in ("alignment", "metrics") for m in got)  # all was pending
+    assert close_code == 1011
 
 
 def test_sigterm_drains_every_process(processes: Running) -> None:

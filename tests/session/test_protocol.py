@@ -20,10 +20,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realtime.engine.request import ChunkRequest, ChunkResult
-from realtime.errors import ChunkCancelled, ConfigError, EngineBusy, EngineStopped, VoiceError
+from realtime.errors import (
+    ChunkCancelled,
+    ConfigError,
+    EngineBusy,
+    EngineLost,
+    EngineStopped,
+    VoiceError,
+)
 from realtime.session.messages import Limits
 from realtime.session.protocol import (
     RECENT_FINISHED,
+    RECENT_REFUSED,
     Action,
     CancelChunks,
     Close,
@@ -341,8 +349,8 @@ def test_custom_voice_check() -> None:
             raise VoiceError(f"no voice {spec}")
 
     s = Session(check_voice=check, voice="mine")
-    assert s.send(type="start", voice="af_heart")[0]["code"] == "unknown_voice"
-    s.send(type="text", text="Hello there, you. ")
+    assert s.send(type="start", context_id="x", voice="af_heart")[0]["code"] == "unknown_voice"
+    s.send(type="text", text="Hello there, you. ")  # another context: the default voice
     s.send(type="flush")
     assert s.submitted[0].voice == "mine"
 
@@ -659,6 +667,131 @@ def test_engine_error_is_reported_and_the_context_goes_on() -> None:
     assert err[0]["code"] == "overloaded" and err[0]["context_id"] == "default"
     out = s.finish(r1)
     assert [m["chunk"] for m in of(out, "metrics")] == [1] and types(out)[-1] == "done"
+
+
+# a refused start
+
+def refused(s: Session, cid: str = "c1", **start: Any) -> dict[str, Any]:
+    """A ``start`` that is refused: its one error."""
+    (err,) = s.send(type="start", context_id=cid, **start)
+    assert err["type"] == "error" and err["context_id"] == cid
+    return err
+
+
+@pytest.mark.parametrize(("start", "code", "said"), [
+    ({"codec": "opux"}, "bad_value", "opux"),
+    ({"codec": "opus", "sample_rate": 44100}, "bad_value", "44100"),
+    ({"codec": "pcm16", "frame_ms": 33}, "bad_value", "frame"),
+    ({"voice": "af_nobody"}, "unknown_voice", "af_nobody"),
+    ({"language": "klingon"}, "bad_value", "language"),
+    ({"speed": "fast"}, "bad_value", "speed"),
+    ({"timestamps": 3}, "bad_value", "timestamps"),
+])
+def test_text_after_a_refused_start_opens_nothing(start: dict[str, Any], code: str,
+                                                  said: str) -> None:
+    s = Session()
+    assert refused(s, **start)["code"] == code
+    (err,) = s.send(type="text", context_id="c1", text="Hello there, my friend. ")
+    assert err["code"] == "context_refused" and err["context_id"] == "c1"
+    message = err["message"]
+    assert message.startswith("context 'c1' was not opened: its start was refused")
+    assert f"({code}: " in message and said in message and "send a valid start" in message
+    # the rest of the stream is dropped without a word (not one error per token)
+    assert s.send(type="text", context_id="c1", text="And then. ") == []
+    assert s.send(type="phonemes", context_id="c1", phonemes="kəkˈɔɹO") == []
+    assert s.send(type="update", context_id="c1", speed=1.5) == []
+    assert s.proto.contexts == () and s.actions_of(Submit) == [] and not s.proto.busy
+
+
+def test_phonemes_or_update_first_after_a_refused_start_says_why() -> None:
+    for first in ({"type": "phonemes", "phonemes": "kəkˈɔɹO"}, {"type": "update", "speed": 1.5}):
+        s = Session()
+        refused(s, codec="opux")
+        assert [e["code"] for e in s.send(context_id="c1", **first)] == ["context_refused"]
+        assert s.send(type="text", context_id="c1", text="Hi. ") == []
+        assert s.actions_of(Submit) == []
+
+
+def test_a_refused_context_answers_every_flush_and_end_then_end_forgets_it() -> None:
+    s = Session()
+    refused(s, codec="opux")
+    s.send(type="text", context_id="c1", text="Hello there, my friend. ")
+    for _ in range(2):  # the client waits for `flushed`: it must hear why it will not come
+        (err,) = s.send(type="flush", context_id="c1", flush_id="f")
+        assert err["code"] == "context_refused" and "opux" in err["message"]
+    (err,) = s.send(type="end", context_id="c1")
+    assert err["code"] == "context_refused" and s.actions_of(Submit) == []
+    assert s.send(type="text", context_id="c1", text="Hello there, my friend. ") == []
+    assert s.send(type="flush", context_id="c1") == []
+    assert s.proto.contexts == ("c1",) and len(s.submitted) == 1  # a fresh id: the defaults
+
+
+def test_a_good_start_after_a_refused_one_opens_with_its_own_settings() -> None:
+    s = Session()  # the session's codec: pcm16 at 24 kHz
+    refused(s, codec="opux", sample_rate=8000)
+    s.send(type="text", context_id="c1", text="Lost words. ")
+    assert s.send(type="start", context_id="c1", codec="mulaw", sample_rate=8000) == []
+    assert s.send(type="text", context_id="c1", text="Hello there, my friend. ") == []
+    assert s.send(type="flush", context_id="c1", flush_id="f") == []
+    (request,) = s.submitted
+    assert request.context == "c1" and "lost" not in request.phonemes
+    out = s.finish_all()
+    assert of(out, "audio") and all(len(a["data"]) == 160 for a in of(out, "audio"))  # mulaw
+    assert types(out)[-1] == "flushed"
+
+
+def test_cancel_forgets_a_refused_start() -> None:
+    s = Session()
+    refused(s, voice="af_nobody")
+    assert s.send(type="cancel", context_id="c1") == [
+        {"type": "cancelled", "context_id": "c1", "audio_sent_ms": 0, "text_spoken": "",
+         "text_unspoken": "", "_kind": "control"}]
+    assert s.send(type="text", context_id="c1", text="Hello there, my friend. ") == []
+    assert s.send(type="flush", context_id="c1") == []
+    assert s.proto.contexts == ("c1",) and len(s.submitted) == 1
+
+
+def test_too_many_contexts_on_start_refuses_the_context_too() -> None:
+    s = Session(limits=Limits(max_contexts=1))
+    s.send(type="start", context_id="a")
+    assert refused(s, "b")["code"] == "too_many_contexts"
+    s.send(type="cancel", context_id="a")  # room now, but b's start was still refused
+    (err,) = s.send(type="text", context_id="b", text="Hi there. ")
+    assert err["code"] == "context_refused" and "too_many_contexts" in err["message"]
+    assert s.proto.contexts == ()
+
+
+def test_a_start_refused_for_an_open_context_leaves_it_open() -> None:
+    s = Session()
+    s.send(type="start", context_id="c1", codec="mulaw", sample_rate=8000)
+    assert "already open" in refused(s, codec="opux")["message"]
+    assert s.send(type="text", context_id="c1", text="Hello there, my friend. ") == []
+    s.send(type="flush", context_id="c1")
+    out = s.finish_all()
+    assert all(len(a["data"]) == 160 for a in of(out, "audio")) and "error" not in types(out)
+
+
+def test_a_context_without_an_id_is_refused_as_default() -> None:
+    s = Session()
+    assert refused(s, "default", codec="opux")["code"] == "bad_value"
+    (err,) = s.send(type="text", text="Hello there, my friend. ")
+    assert err["code"] == "context_refused" and err["context_id"] == "default"
+
+
+def test_the_last_refused_starts_are_remembered() -> None:
+    s = Session()
+    for i in range(RECENT_REFUSED + 1):
+        refused(s, f"r{i}", codec="opux")
+    assert s.send(type="text", context_id="r0", text="Hi there. ") == []  # forgotten: opened
+    assert s.proto.contexts == ("r0",)
+    for i in (1, RECENT_REFUSED):
+        assert s.send(type="text", context_id=f"r{i}", text="Hi. ")[0]["code"] == (
+            "context_refused")
+    refused(s, "r1", codec="opux")  # refused again: the newest
+    refused(s, "x", codec="opux")  # pushes out the oldest, now r2
+    assert s.send(type="flush", context_id="r2") == [
+        {"type": "flushed", "context_id": "r2", "flush_id": None, "_kind": "audio"}]
+    assert s.send(type="flush", context_id="r1")[0]["code"] == "context_refused"
 
 
 def test_internal_error_closes_1011_without_raising() -> None:
@@ -1021,3 +1154,60 @@ def test_cancel_between_pieces_says_nothing_more_of_the_chunk() -> None:
     s.proto.chunk_done(r0, ChunkCancelled("cancelled"), 1.2)  # its next piece's fate
     s.proto.chunk_done(r0, p0[1], 1.3)  # or a piece that was already on its way
     assert s.read() == []
+
+
+def failing(s: Session, exc: Callable[[], BaseException], now: float = 1.0,
+            order: Callable[[list[ChunkRequest]], list[ChunkRequest]] = list,
+            ) -> list[dict[str, Any]]:
+    """Every chunk in flight fails with a fresh ``exc()``, in ``order``; the messages out."""
+    out: list[dict[str, Any]] = []
+    for request in order(s.submitted):
+        s.proto.chunk_done(request, exc(), now)
+        out += s.read()
+    s.submitted.clear()
+    return out
+
+
+def test_a_lost_engine_is_reported_once_per_context() -> None:
+    s = Session(scheduler=SchedulerConfig(min_chunk_chars=0))
+    for cid in ("a", "b"):
+        s.send(type="text", context_id=cid, text=TEXT)
+        s.send(type="end", context_id=cid)
+    assert len([r for r in s.submitted if r.context == "a"]) >= 3  # several in flight
+    first = s.submitted.pop(0)  # a's chunk 0 is spoken; its later chunks and b's are lost
+    assert first.context == "a" and of(s.finish(first), "audio")
+    out = failing(s, lambda: EngineLost("the engine process stopped answering"),
+                  order=lambda rs: rs[::-1])  # the last first: chunk order holds the error
+    errors = of(out, "error")
+    assert [(e["context_id"], e["code"]) for e in errors] == [("b", "engine_lost"),
+                                                             ("a", "engine_lost")]
+    assert "engine was lost at chunk 1 (the engine process stopped" in errors[1]["message"]
+    assert "chunk 0" in errors[0]["message"] and "reconnect" in errors[0]["message"]
+    assert all(e["_kind"] == "control" for e in errors)
+    assert "metrics" not in types(out)  # nothing more was spoken (audio: the end's padding)
+    assert [(d["context_id"], d["chunks"]) for d in of(out, "done")] == [("b", 0), ("a", 1)]
+
+
+def test_engine_lost_cutting_a_chunk_off_between_pieces_is_reported_once() -> None:
+    s = Session(scheduler=SchedulerConfig(min_chunk_chars=0))
+    s.send(type="text", context_id="c", text="One two three four five six. Seven eight nine. ")
+    s.send(type="end", context_id="c")
+    r0, r1 = s.submitted
+    s.proto.chunk_done(r0, pieces(r0, 3)[0], 1.0)
+    assert of(s.read(), "audio")
+    s.proto.chunk_done(r1, EngineLost("lost"), 1.2)
+    s.proto.chunk_done(r0, EngineLost("lost"), 1.2)  # chunk 0 cut off: the one error is its
+    errors = of(s.read(), "error")
+    assert [(e["code"], e["context_id"]) for e in errors] == [("engine_lost", "c")]
+    assert "at chunk 0" in errors[0]["message"]
+
+
+def test_a_busy_engine_is_still_overloaded_for_each_chunk() -> None:
+    s = Session(scheduler=SchedulerConfig(min_chunk_chars=0))
+    s.send(type="text", text=TEXT)
+    s.send(type="end")
+    chunks = len(s.submitted)
+    out = failing(s, lambda: EngineBusy("queue full"))
+    assert [e["code"] for e in of(out, "error")] == ["overloaded"] * chunks
+    assert [int(e["message"].split()[1]) for e in of(out, "error")] == list(range(chunks))
+    assert types(out)[-1] == "done"
