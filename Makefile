@@ -47,7 +47,7 @@ $(STAMP): pyproject.toml Makefile
 	      || $(PIP) install -q "torch==$(TORCH_CPU_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
 	  fi; \
 	fi
-	$(PIP) install -q -e ".[bench,test]"
+	$(PIP) install -q -e ".[bench,test,pipecat,livekit]"
 	@touch $(STAMP)
 
 serve: install

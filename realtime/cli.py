@@ -163,9 +163,15 @@ def _remaining_config_flags(p: argparse.ArgumentParser) -> None:
                                help=f"{env} (default {default})")
             else:
                 kind: Callable[[str], Any] = (
-                    type(default) if isinstance(default, int | float) else str)
+                    type(default) if isinstance(default, int | float) else
+                    _comma_list if isinstance(default, tuple) else str)
                 p.add_argument(flag, dest=f.name, default=None, type=kind,
                                help=f"{env} (default {default})")
+
+
+def _comma_list(value: str) -> tuple[str, ...]:
+    """A tuple field's flag, written as its environment variable is: ``a,b,c``."""
+    return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from realtime.engine.buckets import Buckets, parse_sizes
 from realtime.engine.catalog import DEFAULT_MODEL
 from realtime.errors import ConfigError
 from realtime.text.languages import AUTO, LANGUAGES
+from realtime.voice_names import openai_voices
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,9 @@ class ServerConfig:
     language: str = "auto"  # G2P language; auto: each voice's own (realtime.voice_names)
     max_input_chars: int = 4096  # per HTTP speech request
     api_keys: tuple[str, ...] = ()  # empty: no authentication
+    # POST /v1/audio/speech: OpenAI voice names, "name=voice" entries over the built-in table
+    # (realtime.voice_names.OPENAI_VOICES). Set by REALTIME_OPENAI_VOICES only (no flag of its own).
+    openai_voices: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()  # empty: any Origin
     drain_timeout_s: float = 30.0  # SIGTERM: running contexts may finish this long, then 1001
     # Processes (realtime serve): session workers around an engine process; 0: one process.
@@ -139,6 +143,11 @@ class ServerConfig:
         if self.language != AUTO and self.language not in LANGUAGES:
             raise ConfigError(f"language must be {AUTO} or one of {', '.join(LANGUAGES)}, "
                               f"got {self.language!r}")
+        if not isinstance(self.openai_voices, tuple):
+            raise ConfigError(f"openai_voices must be name=voice entries, got "
+                              f"{self.openai_voices!r}; set REALTIME_OPENAI_VOICES="
+                              "alloy=af_bella,nova=af_sky")
+        openai_voices(self.openai_voices)  # raises naming a bad entry
         if self.chunk_plan_rtf not in ("auto", "off"):
             try:
                 rtf = float(self.chunk_plan_rtf)

@@ -7,17 +7,22 @@ voices have no G2P of their own here: they read English with the American G2P.
 
 A blend ``af_heart(2)+am_michael(1)`` is the weighted mean of packs (weights normalised; a name
 without a weight counts 1). Its language is that of its heaviest voice (the first on a tie).
+
+OpenAI's voice names (``alloy``, ``ash``, ...) are what OpenAI's TTS clients send by default; the
+OpenAI-compatible speech route speaks them with a Kokoro voice from ``OPENAI_VOICES`` (overridden
+or extended by ``ServerConfig.openai_voices``). The WebSocket protocol speaks Kokoro's names only.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from realtime.errors import VoiceError
+from realtime.errors import ConfigError, VoiceError
 
-__all__ = ["DEFAULT_LANGUAGE", "FAMILIES", "VoiceInfo", "blend_language", "parse_blend",
-           "voice_info"]
+__all__ = ["DEFAULT_LANGUAGE", "FAMILIES", "OPENAI_VOICES", "VoiceInfo", "blend_language",
+           "openai_voices", "parse_blend", "voice_info"]
 
 DEFAULT_LANGUAGE = "en-us"  # the G2P of a voice whose name follows no known scheme
 
@@ -34,6 +39,27 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "z": ("Mandarin Chinese", "en-us"),
 }
 _GENDERS = {"f": "female", "m": "male"}
+
+# OpenAI's 13 voice names -> a voice of the embedded model: five share their name with a Kokoro
+# pack; the others get a voice of the same gender (fable and ballad British ones, as OpenAI's
+# sound). A table of names, not of the model: the server offers only the entries whose voice the
+# loaded model has.
+OPENAI_VOICES: dict[str, str] = {
+    "alloy": "af_alloy",
+    "ash": "am_michael",
+    "ballad": "bm_george",
+    "cedar": "am_adam",
+    "coral": "af_heart",
+    "echo": "am_echo",
+    "fable": "bm_fable",
+    "marin": "af_kore",
+    "nova": "af_nova",
+    "onyx": "am_onyx",
+    "sage": "af_sarah",
+    "shimmer": "af_bella",
+    "verse": "am_puck",
+}
+_ALIAS = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _NAME = re.compile(r"^([a-z])([fm])_[a-z0-9_]+$")
 _TERM = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
 
@@ -85,3 +111,21 @@ def blend_language(spec: str) -> str:
     terms = parse_blend(spec)
     heaviest = max(terms, key=lambda t: t[1])  # max keeps the first of equal weights
     return voice_info(heaviest[0]).language
+
+
+def openai_voices(entries: Iterable[str] = ()) -> dict[str, str]:
+    """``OPENAI_VOICES`` with ``name=voice`` entries over it (each adds a name or replaces its
+    voice; the voice may be a blend). ``ConfigError`` names an entry that is not of that form."""
+    table = dict(OPENAI_VOICES)
+    for entry in entries:
+        name, sep, voice = str(entry).partition("=")
+        name, voice = name.strip(), voice.strip()
+        if not sep or not _ALIAS.match(name):
+            raise ConfigError(f"openai_voices entry {entry!r} is not name=voice "
+                              "(e.g. REALTIME_OPENAI_VOICES=alloy=af_bella,nova=af_sky)")
+        try:
+            parse_blend(voice)
+        except VoiceError as exc:
+            raise ConfigError(f"openai_voices entry {entry!r}: {exc.reason}") from exc
+        table[name] = voice
+    return table

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.config import EngineConfig, load_config
+from realtime.config import EngineConfig, ServerConfig, load_config
 from realtime.errors import ConfigError
 
 
@@ -34,10 +34,20 @@ def test_environment_then_flags() -> None:
     ({"REALTIME_GRAPH_ROWS": "1,x"}, "graph_rows"),
     ({"REALTIME_GRAPH_FRAMES": "128,64"}, "frames buckets must be increasing"),
     ({"REALTIME_WINDOW_GROWTH": "0.5"}, "window growth must be 0"),
+    ({"REALTIME_OPENAI_VOICES": "alloy=af_bella,nova"}, "entry 'nova' is not name=voice"),
+    ({"REALTIME_OPENAI_VOICES": "alloy=af_bella(0)"}, "entry 'alloy=af_bella.0.': voice weight"),
 ])
 def test_bad_values(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         load_config({}, env=env)
+
+
+def test_openai_voices_from_the_environment() -> None:
+    assert load_config({}, env={}).openai_voices == ()
+    cfg = load_config({}, env={"REALTIME_OPENAI_VOICES": "alloy=af_bella, nova=af_sky"})
+    assert cfg.openai_voices == ("alloy=af_bella", "nova=af_sky")
+    with pytest.raises(ConfigError, match="REALTIME_OPENAI_VOICES"):
+        ServerConfig(openai_voices="alloy=af_bella")  # type: ignore[arg-type]
 
 
 def test_serve_flags_reach_the_config() -> None:

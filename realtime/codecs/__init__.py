@@ -3,7 +3,8 @@
 - ``make_encoder(codec, sample_rate, frame_ms)`` -> ``StreamEncoder``: push 24 kHz float chunks,
   get fixed-duration ``Frame``s (Opus packets, PCM16-LE, mu-law, A-law); ``flush``, ``reset``.
 - ``CODECS``, ``SAMPLE_RATES``, ``FRAME_MS``: what is supported (for ``ready``).
-- ``wav``: WAV files and the streaming WAV header; ``ogg``: Ogg Opus for HTTP.
+- ``wav``: WAV files and the streaming WAV header; ``ogg``: Ogg Opus for HTTP; ``mp3``:
+  streaming MP3 (LAME) for HTTP.
 - ``twilio``: Twilio Media Streams messages for mu-law/8000.
 """
 

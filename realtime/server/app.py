@@ -14,6 +14,7 @@ import hmac
 import logging
 import signal
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +38,17 @@ from realtime.errors import EngineBusy, EngineStopped, InputError, RealtimeError
 from realtime.session.messages import CLOSE_INTERNAL
 from realtime.text.languages import AUTO, language_codes
 from realtime.text.phonemize import Phonemizer
-from realtime.voice_names import voice_info
+from realtime.voice_names import openai_voices, voice_info
 
 from .metrics import ServerMetrics, multiprocess
 from .pace import Pace
-from .speech import FORMATS, observe_chunk, parse_speech, synthesize_speech
+from .speech import (
+    available_aliases,
+    observe_chunk,
+    parse_speech,
+    resolve_voice,
+    synthesize_speech,
+)
 from .ws import SessionPump, keepalive, stream_endpoint
 
 if TYPE_CHECKING:
@@ -255,10 +262,12 @@ def _routes(state: AppState) -> list[BaseRoute]:
         if state.engine is None:
             return _error(503, "not_ready", state.reason, {"Retry-After": "5"})
         info = state.engine.info
+        aliases = openai_voices(state.config.openai_voices)
         return JSONResponse({"model": info.name, "default": info.default_voice,
                              "voices": list(info.voices),
                              "voice_info": [voice_info(v).as_wire() for v in info.voices],
-                             "languages": [AUTO, *language_codes()]})
+                             "languages": [AUTO, *language_codes()],
+                             "openai_voices": available_aliases(info, aliases)})
 
     async def speech(request: Request) -> Response:
         if not _authorised(state, request):
@@ -270,9 +279,11 @@ def _routes(state: AppState) -> list[BaseRoute]:
         except ValueError:
             return _error(400, "bad_message", "the body is not valid JSON")
         engine = state.engine
+        aliases = openai_voices(state.config.openai_voices)  # OpenAI's names: this route only
         try:
             req = parse_speech(body, state.config.voice or engine.info.default_voice,
-                               state.config.max_input_chars, engine.info.check_voice,
+                               state.config.max_input_chars,
+                               lambda voice: resolve_voice(voice, engine.info, aliases),
                                state.config.language)
             chunks = synthesize_speech(req, engine, state.phonemizer_for, state.metrics,
                                        plan_rtf=state.pace.plan_rtf)
@@ -281,7 +292,9 @@ def _routes(state: AppState) -> list[BaseRoute]:
             return _error(400, exc.code, exc.reason)
         except (EngineBusy, EngineStopped) as exc:
             return _error(503, exc.code, exc.reason, {"Retry-After": "1"})
-        media = FORMATS[req.response_format]
+        media = req.media_type
+        # OpenAI's response id header: its client libraries read it (LiveKit warns without it).
+        headers = {"x-request-id": f"req_{uuid.uuid4().hex}"}
         if req.stream:
             async def body_iter() -> AsyncIterator[bytes]:
                 try:
@@ -291,7 +304,7 @@ def _routes(state: AppState) -> list[BaseRoute]:
                 finally:
                     await chunks.aclose()  # a client gone mid-way cancels the rest now
 
-            return StreamingResponse(body_iter(), media_type=media)
+            return StreamingResponse(body_iter(), media_type=media, headers=headers)
         pieces = [first]
         try:
             async for piece in chunks:
@@ -301,9 +314,9 @@ def _routes(state: AppState) -> list[BaseRoute]:
         finally:
             await chunks.aclose()
         data = b"".join(pieces)
-        if req.response_format == "wav":
+        if req.response_format == "wav" and not req.sse:
             data = wav_header(INPUT_RATE, len(data) // 2) + data
-        return Response(data, media_type=media)
+        return Response(data, media_type=media, headers=headers)
 
     async def stream(ws: WebSocket) -> None:
         await stream_endpoint(ws, state, lambda w: _authorised(state, w))

@@ -82,8 +82,9 @@ def test_ogg_opus_decodes(tiny_server: Running, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("fields", "code", "needle"), [
-    ({"response_format": "mp3"}, "bad_input", "wav, pcm, opus, mulaw"),
-    ({"voice": "alloy"}, "unknown_voice", "jf_alpha"),
+    ({"response_format": "flac"}, "bad_input", "wav, pcm, mp3, opus, mulaw"),
+    ({"voice": "nobody"}, "unknown_voice", "jf_alpha"),
+    ({"voice": "alloy"}, "unknown_voice", "maps to 'af_alloy'"),
     ({"input": ""}, "bad_input", "input"),
     ({"input": "x" * 5000}, "bad_input", "4096"),
     ({"speed": 9}, "bad_input", "speed"),
