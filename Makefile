@@ -64,8 +64,8 @@ test: lint
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check realtime tests load_tests scripts
-	$(VENV)/bin/mypy realtime scripts/*.py
+	$(VENV)/bin/ruff check realtime tests load_tests scripts examples
+	$(VENV)/bin/mypy realtime scripts/*.py examples/*.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import resource
 import shlex
 import sys
@@ -106,6 +107,21 @@ def _parser() -> argparse.ArgumentParser:
                             "'whole=--windows off' (repeat; default one: defaults)")
     first.add_argument("--out", type=Path, default=Path("load-report"),
                        help="directory for first-audio.json and the servers' logs")
+    agents = sub.add_parser("agents", help="the pipecat and LiveKit integrations against the "
+                                           "bare client, interruptions, pipecat agents at once")
+    agents.add_argument("--url", default=None,
+                        help="an already running server (http://HOST:PORT); default: start one")
+    agents.add_argument("--model", default="kokoro-v1.0-int8")
+    agents.add_argument("--threads", type=int, default=None)
+    agents.add_argument("--voice", default="af_heart")
+    agents.add_argument("--rounds", type=int, default=10,
+                        help="sentences through each path, in turns (10)")
+    agents.add_argument("--interrupts", type=int, default=3, help="interrupted answers (3)")
+    agents.add_argument("--agents", type=int, default=4, help="pipecat agents at once (4)")
+    agents.add_argument("--turns", type=int, default=3, help="turns per agent (3)")
+    agents.add_argument("--seed", type=int, default=0)
+    agents.add_argument("--out", type=Path, default=Path("load-report"),
+                        help="directory for agents.json and the server's log")
     return parser
 
 
@@ -179,6 +195,25 @@ def main(argv: list[str] | None = None) -> int:
                                 args.seed, args.out, base)
         print(f"wrote {args.out}/first-audio.json", file=sys.stderr)
         return 0 if all(s["failed"] == 0 for s in first["summary"]) else 1
+    elif args.command == "agents":
+        from .agents import run_agents, write
+
+        base = ["--model", args.model, "--drain-timeout", "5"]
+        base += ["--threads", str(args.threads)] if args.threads else []
+        with contextlib.ExitStack() as stack:
+            if args.url:
+                url = ws_url(args.url)
+            else:
+                args.out.mkdir(parents=True, exist_ok=True)
+                server = stack.enter_context(ServerProcess(base, args.out / "server.log"))
+                url = ws_url(server.url)
+            rep = asyncio.run(run_agents(url, args.voice, args.rounds, args.interrupts,
+                                         args.agents, args.turns, args.seed))
+        rep["server_args"] = [] if args.url else base
+        print(json.dumps({k: rep[k] for k in ("overhead", "interruptions", "agents_at_once")},
+                         indent=2))
+        print(f"wrote {write(rep, args.out)}", file=sys.stderr)
+        return 0
     else:
         from .abuse import cmd_abuse
 

@@ -91,9 +91,10 @@ class Running:
         return "engine" in ready and sum(r.startswith("worker") for r in ready) >= workers
 
 
-def start_server(config: ServerConfig, loader: Callable[[ServerConfig], LoadedModel]
-                 ) -> Running:
-    port = free_port()
+def start_server(config: ServerConfig, loader: Callable[[ServerConfig], LoadedModel],
+                 port: int | None = None) -> Running:
+    """The app on uvicorn in a thread, on ``port`` (default: a free one)."""
+    port = port or free_port()
     app = create_app(config, loader)
     ping = keepalive(config)
     server = DrainingServer(uvicorn.Config(app, host="127.0.0.1", port=port,
