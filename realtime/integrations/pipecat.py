@@ -38,10 +38,12 @@ from typing import Any  # noqa: E402
 import websockets  # noqa: E402
 from pipecat.frames.frames import (  # noqa: E402
     Frame,
+    InterruptionFrame,
     StartFrame,
     TTSAudioRawFrame,
     TTSStoppedFrame,
 )
+from pipecat.processors.frame_processor import FrameDirection  # noqa: E402
 from pipecat.services.settings import TTSSettings  # noqa: E402
 from pipecat.services.tts_service import (  # noqa: E402
     TextAggregationMode,
@@ -109,7 +111,7 @@ class _Context:
 
     generation: int  # the client's session it was started on
     offset_s: float = 0.0  # its audio before that session (contexts resumed after a loss)
-    audio_s: float = 0.0  # audio received on that session
+    done: bool = False  # the server sent all of it (`done`), or it failed
     ended: bool = False  # `end` sent
     failed: bool = False  # an error ended it here: later text is dropped
     reported: bool = False  # an error of it was reported
@@ -147,8 +149,11 @@ class RealtimeTTSService(WebsocketTTSService):
         defaults = self.Settings(model="kokoro", voice=voice, language=language, speed=speed)
         if settings is not None:
             defaults.apply_update(settings)
+        # push_stop_frames: should pipecat end a context for a pause all the same (see
+        # _hold_open), its TTSStartedFrame still gets a TTSStoppedFrame
         super().__init__(text_aggregation_mode=text_aggregation_mode, push_text_frames=False,
-                         push_start_frame=True, pause_frame_processing=False,
+                         push_start_frame=True, push_stop_frames=True,
+                         pause_frame_processing=False,
                          sample_rate=sample_rate, settings=defaults,
                          reconnect_on_error=False,  # realtime.failover's policy does it
                          **kwargs)
@@ -158,6 +163,7 @@ class RealtimeTTSService(WebsocketTTSService):
         self._client: RealtimeClient | None = None
         self._bucket: RateBucket | None = None  # the session's message rate, as the server counts
         self._receive_task: asyncio.Task[None] | None = None
+        self._hold_task: asyncio.Task[None] | None = None
         self._contexts: dict[str, _Context] = {}
         self._resumed = -1  # the last session generation whose lost contexts were resumed
         self._resuming: asyncio.Event = asyncio.Event()
@@ -177,7 +183,27 @@ class RealtimeTTSService(WebsocketTTSService):
 
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
+        self._hold_task = self.create_task(self._hold_open(), name="realtime-hold")
         await self._connect()
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        if self._hold_task is not None:
+            await self.cancel_task(self._hold_task)
+            self._hold_task = None
+
+    async def _hold_open(self) -> None:
+        """pipecat ends an audio context that gets nothing for ``stop_frame_timeout_s`` (3 s)
+        and forgets the words it was waiting to time; an ``EndFrame`` then stops the pipeline
+        without the rest of its audio. A busy server can pause that long, and so can an LLM in
+        the middle of its turn. Our contexts always end (``done`` after the turn's ``end``, an
+        error, an interruption, or the session's loss, each of which ends it here), so they are
+        kept open until then."""
+        while True:
+            await asyncio.sleep(min(1.0, self._stop_frame_timeout_s / 3))
+            for cid, ctx in list(self._contexts.items()):
+                if not (ctx.done or ctx.failed) and self.audio_context_available(cid):
+                    self._refresh_audio_context(cid)
 
     async def _connect(self) -> None:
         await super()._connect()
@@ -278,6 +304,21 @@ class RealtimeTTSService(WebsocketTTSService):
     async def on_audio_context_interrupted(self, context_id: str) -> None:
         """Barge-in: ``cancel`` the context at once; the socket stays open."""
         await self.stop_all_metrics()
+        await self._cancel_context(context_id)
+        await super().on_audio_context_interrupted(context_id)
+
+    async def _handle_interruption(self, frame: InterruptionFrame,
+                                   direction: FrameDirection) -> None:
+        # pipecat interrupts the audio contexts it has; one it ended in a pause of the LLM's
+        # text (nothing owed) may still be open on the server, waiting for the rest of its turn
+        kept = {c for c, x in self._tts_contexts.items() if not x.interruptible}
+        idle = [c for c, x in self._contexts.items() if not (x.done or x.failed)
+                and c not in kept and not self.audio_context_available(c)]
+        await super()._handle_interruption(frame, direction)
+        for cid in idle:
+            await self._cancel_context(cid)
+
+    async def _cancel_context(self, context_id: str) -> None:
         ctx = self._contexts.pop(context_id, None)
         if ctx is not None and ctx.flusher is not None:
             await self.cancel_task(ctx.flusher)
@@ -286,11 +327,18 @@ class RealtimeTTSService(WebsocketTTSService):
             # a lost session took the context with it
             with contextlib.suppress(SessionLost, websockets.ConnectionClosed):
                 await client.cancel(context_id)
-        await super().on_audio_context_interrupted(context_id)
+
+    async def on_turn_context_completed(self) -> None:
+        cid = self._turn_context_id
+        await super().on_turn_context_completed()
+        if cid is not None:  # pipecat flushes only a context it has: one ended in a pause too
+            await self.flush_audio(cid)
 
     async def on_audio_context_completed(self, context_id: str) -> None:
         ctx = self._contexts.get(context_id)
-        if ctx is not None and not ctx.failed:  # failed ones stay: the turn's later text drops
+        if ctx is not None and not (ctx.done or ctx.failed):
+            pass  # ended by pipecat in a pause of the LLM's text: the rest of the turn goes on
+        elif ctx is not None and not ctx.failed:  # failed ones stay: the turn's text drops
             del self._contexts[context_id]
         elif len(self._contexts) > MAX_FAILED:
             for cid in [c for c, x in self._contexts.items() if x.failed][:MAX_FAILED // 2]:
@@ -352,18 +400,19 @@ class RealtimeTTSService(WebsocketTTSService):
             await self._server_error(ServerError.from_message(msg))
             return
         ctx = self._contexts.get(cid) if isinstance(cid, str) else None
-        if ctx is None or cid is None or not self.audio_context_available(cid):
+        if ctx is None or cid is None or ctx.done:
             return  # not ours any more (interrupted, ended)
+        if kind == "done":
+            await self._end_context(cid)
+            return
+        if not self.audio_context_available(cid):
+            return  # pipecat ended it (interrupted; or a stop_frame_timeout_s before we held it)
         if kind == "audio":
-            data: bytes = msg["data"]
-            ctx.audio_s += len(data) / (2 * self.sample_rate)
             await self.append_to_audio_context(cid, TTSAudioRawFrame(
-                audio=data, sample_rate=self.sample_rate, num_channels=1, context_id=cid))
+                audio=msg["data"], sample_rate=self.sample_rate, num_channels=1, context_id=cid))
         elif kind == "alignment":
             words = word_times(msg.get("words") or [], ctx.offset_s)
             await self.add_word_timestamps([(w, start) for w, start, _ in words], cid)
-        elif kind == "done":
-            await self._end_context(cid)
 
     async def _server_error(self, error: ServerError) -> None:
         """Reported; a context the server will say nothing more of ends here too (a refused
@@ -386,7 +435,7 @@ class RealtimeTTSService(WebsocketTTSService):
         """No more of this context will come: stop it in pipecat."""
         ctx = self._contexts.get(cid)
         if ctx is not None:
-            ctx.ended = True
+            ctx.ended = ctx.done = True
         if self.audio_context_available(cid):
             await self.append_to_audio_context(cid, TTSStoppedFrame(context_id=cid))
             await self.remove_audio_context(cid)
@@ -484,7 +533,7 @@ class RealtimeTTSService(WebsocketTTSService):
         if ctx is None or not self.audio_context_available(cid):
             return
         ctx.offset_s += lost.audio_ms / 1000.0
-        ctx.generation, ctx.audio_s = client.generation, 0.0
+        ctx.generation = client.generation
         await client.start(cid, **lost.settings)
         if lost.text_unspoken:
             await client.text(lost.text_unspoken, cid)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pipecat.frames.frames import (
@@ -31,11 +34,14 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from load_tests.corpus import SENTENCES
 from realtime.client import RealtimeClient
+from realtime.config import EngineConfig, ServerConfig
+from realtime.engine.registry import LoadedModel
+from realtime.engine.tiny import build_tiny
 from realtime.failover import Reconnect
 from realtime.integrations.common import ServerError
 from realtime.integrations.pipecat import RealtimeTTSService
 from tests.integrations.conftest import API_KEY, serve, ws_url
-from tests.server.conftest import Running, stop_server
+from tests.server.conftest import Running, start_server, stop_server
 
 TEXT = "Hello there! This is a test of the service."
 LONG = " ".join(["This sentence is one of many that make a long answer."] * 12)
@@ -144,6 +150,70 @@ def test_tokens_faster_than_the_message_rate() -> None:
     assert not [f for f in up if isinstance(f, ErrorFrame)]
     assert len(frames) > 100  # far over the burst
     assert spoken(down) == words(answer)
+
+
+class _SlowAfterFirst:
+    """A runner whose batches after the first take ``seconds`` more: a busy engine."""
+
+    def __init__(self, inner: Any, seconds: float) -> None:
+        self.inner, self.seconds, self.batches = inner, seconds, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def run(self, batch: list[Any]) -> Iterator[Any]:
+        self.batches += 1
+        if self.batches > 1:
+            time.sleep(self.seconds)
+        yield from self.inner.run(batch)
+
+
+def test_a_pause_in_the_audio_keeps_the_context(server: Running) -> None:
+    """pipecat ends an audio context that gets nothing for ``stop_frame_timeout_s`` (3 s by
+    default), and an EndFrame then stops the pipeline without the rest of its audio. A busy
+    server can pause that long: the context is kept open until its ``done``, and the whole
+    answer plays. Here the engine takes 0.6 s a chunk after the first, the timeout is 0.3 s,
+    and the EndFrame follows the TTSSpeakFrame at once."""
+    running = _slow_server()
+    long = "Hello there! " + " ".join(SENTENCES[:2])
+    try:
+        down, up = run([TTSSpeakFrame(long)], service(running, stop_frame_timeout_s=0.3))
+    finally:
+        stop_server(running)
+    assert not [f for f in up if isinstance(f, ErrorFrame)]
+    assert audio_s(down) > 4.0  # all of it: "Hello there!" alone is about 1 s
+    assert spoken(down) == words(long)
+    assert [type(f) for f in down if isinstance(f, TTSStartedFrame | TTSStoppedFrame)] == [
+        TTSStartedFrame, TTSStoppedFrame]
+
+
+def test_a_pause_mid_turn_keeps_the_context(server: Running) -> None:
+    """The LLM pauses in the middle of its turn, longer than ``stop_frame_timeout_s``, with all
+    its text so far spoken: the context stays open (pipecat would end it, forgetting the words it
+    was waiting to time, and the rest of the turn would come as another), so every word is
+    spoken in order, in one context with one started and one stopped frame."""
+    part1, part2 = "Hello there. ", SENTENCES[1]
+    frames: list[Frame] = [LLMFullResponseStartFrame(), LLMTextFrame(part1), SleepFrame(2.5),
+                           LLMTextFrame(part2), LLMFullResponseEndFrame()]
+    down, up = run(frames, service(server, stop_frame_timeout_s=0.3))
+    assert not [f for f in up if isinstance(f, ErrorFrame)]
+    assert spoken(down) == words(part1 + part2)
+    assert [type(f) for f in down if isinstance(f, TTSStartedFrame | TTSStoppedFrame)] == [
+        TTSStartedFrame, TTSStoppedFrame]
+
+
+def _slow_server() -> Running:
+    """A tiny-model server whose engine takes 0.6 s more for each chunk after its first."""
+    model, voices = build_tiny(real_rate=True)
+    lm = LoadedModel("tiny", Path("."), model, voices, "jf_alpha")
+    config = ServerConfig(engine=EngineConfig(device="cpu", threads=1, cpu_fused_norms=False,
+                                              windows="off"), api_keys=(API_KEY,))
+    running = start_server(config, lambda cfg: lm)
+    running.wait_ready()
+    assert running.state is not None and running.state.engine is not None
+    engine: Any = running.state.engine
+    engine.runner = _SlowAfterFirst(engine.runner, 0.6)
+    return running
 
 
 def test_interruption_cancels_without_reconnecting(server: Running) -> None:
