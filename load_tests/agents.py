@@ -249,20 +249,67 @@ async def _converse(agent: _Agent, worker: PipelineWorker, turns: int, rng: rand
     return out
 
 
+async def _converse_bare(url: str, voice: str, turns: int, rng: random.Random,
+                         tokens_per_s: float, think_s: float) -> list[tuple[float, int]]:
+    """The same conversation as ``_converse`` through the bare client (one context a turn)."""
+    out = []
+    client = await RealtimeClient.connect(url)
+    try:
+        for turn in range(turns):
+            cid = f"turn-{turn}"
+            text = utterance(rng, 1, 2)
+            await client.start(cid, codec="pcm16", sample_rate=RATE, voice=voice)
+            start = time.monotonic()
+
+            async def feed(text: str = text, cid: str = cid) -> None:
+                for token in tokens(text, rng):
+                    await client.text(token, cid)
+                    await asyncio.sleep(1.0 / tokens_per_s)
+                await client.end(cid)
+
+            feeding = asyncio.create_task(feed())
+            first, playback = None, Playback()
+            async with asyncio.timeout(WAIT_S):
+                while True:
+                    msg = await client.recv()
+                    if msg.get("context_id") != cid:
+                        continue
+                    if msg["type"] == "audio":
+                        now = time.monotonic()
+                        first = first if first is not None else now
+                        playback.frame(now, float(msg["duration_ms"]))
+                    elif msg["type"] in ("done", "error"):
+                        break
+            await feeding
+            if first is None:
+                raise RuntimeError(f"no audio for turn {turn}: {msg}")
+            out.append(((first - start) * 1000.0, playback.underruns))
+            await asyncio.sleep(rng.expovariate(1.0 / think_s))
+    finally:
+        await client.close()
+    return out
+
+
 async def agents_at_once(url: str, voice: str, agents: int, turns: int, seed: int,
                          tokens_per_s: float = 30.0, think_s: float = 1.0) -> dict[str, Any]:
-    """Part 3: ``agents`` pipelines speaking at once."""
+    """Part 3: ``agents`` pipecat pipelines speaking at once; then the same conversations
+    (same seeds) through the bare client, for the side-by-side."""
     async def one(i: int) -> list[tuple[float, int]]:
         agent = _Agent(url, voice)
         async with agent.running() as worker:
             return await _converse(agent, worker, turns, random.Random(seed + i), tokens_per_s,
                                    think_s)
 
-    results = [r for rs in await asyncio.gather(*(one(i) for i in range(agents))) for r in rs]
-    return {"agents": agents, "turns": len(results),
-            "first_audio_ms": percentiles(first for first, _ in results),
-            "underruns": sum(u for _, u in results),
-            "turns_with_underruns": sum(1 for _, u in results if u)}
+    def summary(results: list[tuple[float, int]]) -> dict[str, Any]:
+        return {"turns": len(results), "first_audio_ms": percentiles(f for f, _ in results),
+                "underruns": sum(u for _, u in results),
+                "turns_with_underruns": sum(1 for _, u in results if u)}
+
+    piped = [r for rs in await asyncio.gather(*(one(i) for i in range(agents))) for r in rs]
+    bare = [r for rs in await asyncio.gather(*(
+        _converse_bare(url, voice, turns, random.Random(seed + i), tokens_per_s, think_s)
+        for i in range(agents))) for r in rs]
+    return {"agents": agents, "pipecat": summary(piped), "bare": summary(bare)}
 
 
 async def run_agents(url: str, voice: str, rounds: int, interrupts: int, agents: int,
