@@ -117,8 +117,12 @@ def test_the_chosen_language_goes_in_start_and_the_server_takes_it(page: PageRun
     }""")
     speak(page, "Not a language.")
     assert page.sent_of("start")[-1]["language"] == "xx"
-    (error,) = page.events("error")
+    # the refused start's error, and (its context not opened) the refusals of what followed
+    errors = page.events("error")
+    refused = [e for e in errors if "context_refused" in e]
+    (error,) = [e for e in errors if e not in refused]
     assert "bad_value" in error and "language" in error
+    assert refused and all("bad_value: language" in e for e in refused)
     assert page.state() == "failed"
 
 
