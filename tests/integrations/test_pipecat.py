@@ -264,11 +264,26 @@ def test_update_speed_between_utterances(server: Running) -> None:
     assert audio_s(down, contexts[1]) < 0.85 * audio_s(down, contexts[0])
 
 
+PATIENT = Reconnect(first_delay_s=0.1, max_delay_s=0.5, attempts=40, give_up_s=30.0)
+
+
+async def replace_after(event: asyncio.Event, first: Running, holder: dict[str, Running]
+                        ) -> None:
+    """Once ``event`` is set: drain ``first`` (its sessions close with 1001), stop it, and start
+    a new server on its port (``holder["second"]``), as a replica replaced behind a balancer."""
+    await event.wait()
+    state = first.state
+    assert state is not None
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(state.drain(),
+                                                               first.server_loop()))
+    await asyncio.to_thread(stop_server, first)
+    holder["second"] = await asyncio.to_thread(serve, int(first.url.rsplit(":", 1)[1]))
+
+
 def test_drain_then_reconnect() -> None:
     """The server drains (close 1001) and a new one takes its place on the same port: the
     service reconnects with backoff and the next utterance plays."""
     first = serve()
-    port = int(first.url.rsplit(":", 1)[1])
     holder: dict[str, Running] = {}
     spoke = asyncio.Event()
 
@@ -280,21 +295,11 @@ def test_drain_then_reconnect() -> None:
             generations.append(tts.client.generation)
             spoke.set()
 
-    async def replace() -> None:
-        await spoke.wait()
-        state = first.state
-        assert state is not None
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(state.drain(),
-                                                                   first.server_loop()))
-        await asyncio.to_thread(stop_server, first)
-        holder["second"] = await asyncio.to_thread(serve, port)
-
-    tts = service(first, reconnect=Reconnect(first_delay_s=0.1, max_delay_s=0.5, attempts=40,
-                                             give_up_s=30.0))
+    tts = service(first, reconnect=PATIENT)
 
     async def main() -> tuple[Sequence[Frame], Sequence[Frame]]:
         async with asyncio.timeout(90):
-            task = asyncio.create_task(replace())
+            task = asyncio.create_task(replace_after(spoke, first, holder))
             out = await run_test(Pipeline([tts, Probe(stopped)]),
                                  frames_to_send=[TTSSpeakFrame(TEXT), SleepFrame(2.0),
                                                  TTSSpeakFrame(TEXT)])
@@ -316,7 +321,6 @@ def test_drain_mid_turn_resumes() -> None:
     waits for more tokens): the turn goes on in a new session on the replacement server, in the
     same pipecat context, every word spoken once and in order."""
     first = serve()
-    port = int(first.url.rsplit(":", 1)[1])
     holder: dict[str, Running] = {}
     heard = asyncio.Event()
     part1, part2 = "Sure! Your order shipped today. ", "It should arrive on Monday morning."
@@ -327,17 +331,7 @@ def test_drain_mid_turn_resumes() -> None:
             generations.append(tts.client.generation)
             heard.set()
 
-    async def replace() -> None:
-        await heard.wait()
-        state = first.state
-        assert state is not None
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(state.drain(),
-                                                                   first.server_loop()))
-        await asyncio.to_thread(stop_server, first)
-        holder["second"] = await asyncio.to_thread(serve, port)
-
-    tts = service(first, reconnect=Reconnect(first_delay_s=0.1, max_delay_s=0.5, attempts=40,
-                                             give_up_s=30.0))
+    tts = service(first, reconnect=PATIENT)
     frames: list[Frame] = [LLMFullResponseStartFrame(),
                            *[LLMTextFrame(part1[i:i + 4]) for i in range(0, len(part1), 4)],
                            SleepFrame(1.5),
@@ -346,7 +340,7 @@ def test_drain_mid_turn_resumes() -> None:
 
     async def main() -> tuple[Sequence[Frame], Sequence[Frame]]:
         async with asyncio.timeout(90):
-            task = asyncio.create_task(replace())
+            task = asyncio.create_task(replace_after(heard, first, holder))
             out = await run_test(Pipeline([tts, Probe(seen)]), frames_to_send=frames)
             await task
             return out
