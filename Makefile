@@ -9,7 +9,7 @@ DEMO_TEXT ?= Hello! This is realtime, a streaming text to speech server built on
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve demo test lint clean-venv haproxy-trial
+.PHONY: install serve demo test lint clean-venv haproxy-trial image
 
 # The stamp depends on pyproject.toml, so a second `make install` does nothing unless it changed.
 install: $(STAMP)
@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@# Debian packages: libopus0 (Opus encoder), opus-tools (opusdec, the independent decoder the
 	@# codec tests check Ogg Opus files with), chromium (the web client's browser tests) and
-	@# haproxy (the balancer of deploy/haproxy, scripts/haproxy-trial and tests/deploy), and g++
+	@# haproxy (the balancer of deploy/haproxy, scripts/haproxy-trial and tests/deploy), podman,
+	@# buildah, runc and debootstrap (the image's test builds the Dockerfile: tests/deploy), and g++
 	@# and Python's headers (torch.compile builds the CPU's fused norm-and-Snake kernels with
 	@# them: docs/engine.md).
 	@missing=""; \
@@ -27,6 +28,9 @@ $(STAMP): pyproject.toml Makefile
 	command -v opusdec >/dev/null || missing="$$missing opus-tools"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	test -x /usr/sbin/haproxy || command -v haproxy >/dev/null || missing="$$missing haproxy"; \
+	for tool in podman buildah runc debootstrap; do \
+	  command -v $$tool >/dev/null || test -x /usr/sbin/$$tool || missing="$$missing $$tool"; \
+	done; \
 	command -v g++ >/dev/null || command -v c++ >/dev/null || missing="$$missing g++"; \
 	python3 -c 'import sysconfig,os,sys; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
 	  || missing="$$missing python3-dev"; \
@@ -66,6 +70,27 @@ test: lint
 lint: install
 	$(VENV)/bin/ruff check realtime tests load_tests scripts examples
 	$(VENV)/bin/mypy realtime scripts/*.py examples/*.py
+	$(VENV)/bin/hadolint Dockerfile
+
+# The container image (Dockerfile) with docker or podman: TORCH=cpu (default) or cuda. The CPU
+# torch wheel pip finds on this machine is used where there is one (docker/wheels); pip's CA
+# bundle, if it has one, goes in as a build secret.
+TORCH ?= cpu
+IMAGE ?= realtime:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)-$(TORCH)
+image: install
+	@if docker info >/dev/null 2>&1; then engine=docker; \
+	elif command -v podman >/dev/null; then engine=podman; \
+	else echo "make image needs docker (with its daemon) or podman"; exit 1; fi; \
+	args="--build-arg TORCH=$(TORCH) --build-arg TORCH_VERSION=$(TORCH_CPU_VERSION)"; \
+	if [ "$(TORCH)" = cpu ] && $(PIP) download -q --no-deps --no-index \
+	     "torch==$(TORCH_CPU_VERSION)" -d docker/wheels 2>/dev/null; then \
+	  args="$$args --build-arg TORCH_INDEX=none"; fi; \
+	cert=$$($(PIP) config list 2>/dev/null | sed -n "s/.*\.cert='\(.*\)'/\1/p" | head -1); \
+	if [ -n "$$cert" ] && [ -f "$$cert" ]; then args="$$args --secret id=pip_ca,src=$$cert"; fi; \
+	if [ $$engine = podman ]; then args="$$args --format docker --isolation chroot"; fi; \
+	set -x; $$engine build $$args -t $(IMAGE) . && set +x && \
+	$$engine image inspect --format '{{.Size}}' $(IMAGE) | \
+	  awk '{printf "built $(IMAGE): %.2f GB\n", $$1 / 1e9}'
 
 clean-venv:
 	rm -rf $(VENV)

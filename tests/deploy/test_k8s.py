@@ -7,6 +7,7 @@ schema: their fields are checked here by hand."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
@@ -152,6 +153,25 @@ def test_the_service_monitor() -> None:
     assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout"}
     assert endpoint["path"] == "/metrics"
     assert endpoint["port"] in {p["name"] for p in selected[0]["spec"]["ports"]}
+
+
+def test_the_pod_runs_the_image_as_it_is_built() -> None:
+    """The Dockerfile's image (CUDA variant, named by the kustomization), as its user, with a
+    read-only root: writable only the hub cache volume the image declares, and /tmp."""
+    c = container()
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    (image,) = kustomization["images"]
+    assert image["name"] == c["image"] and image["newTag"].endswith("-cuda")
+    assert "command" not in c and c["args"][0] == "serve"  # the image's entrypoint: realtime
+    dockerfile = (K8S.parents[1] / "Dockerfile").read_text()
+    user = re.search(r"^USER (\d+)$", dockerfile, re.M)
+    volume = re.search(r'^VOLUME \["([^"]+)"\]$', dockerfile, re.M)
+    assert user and volume
+    security = c["securityContext"]
+    assert security["readOnlyRootFilesystem"] and security["runAsNonRoot"]
+    assert security["runAsUser"] == int(user.group(1))
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts == {volume.group(1), "/tmp"}
 
 
 def test_the_kustomization_lists_the_manifests() -> None:
