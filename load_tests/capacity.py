@@ -14,6 +14,7 @@ from typing import Any
 
 from .load import run_load
 from .report import _fmt, machine, plot, summarise, write_json
+from .target import load_config, target
 
 
 def verdict(rep: dict[str, Any], ttfa_p95_ms: float) -> list[str]:
@@ -46,7 +47,6 @@ def next_level(tried: dict[int, bool], max_n: int, bisect_left: int) -> int | No
 
 
 def cmd_capacity(args: argparse.Namespace) -> dict[str, Any]:
-    from .__main__ import load_config, target
 
     levels = [int(x) for x in args.levels.split(",")] if args.levels else None
     max_n = max(levels) if levels else args.max_concurrency

@@ -14,13 +14,13 @@ from realtime.text.languages import AUTO, LANGUAGES
 
 if TYPE_CHECKING:
     from realtime.config import ServerConfig
-    from realtime.engine.registry import LoadedModel
+    from realtime.weights.registry import LoadedModel
 
 log = logging.getLogger("realtime")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    from realtime.engine.catalog import DEFAULT_MODEL, MODEL_DESCRIPTIONS
+    from realtime.catalog import DEFAULT_MODEL, MODEL_DESCRIPTIONS
 
     p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODEL_DESCRIPTIONS),
                    help=f"registered weight set (default {DEFAULT_MODEL})")
@@ -197,7 +197,7 @@ def _session_field(record: logging.LogRecord) -> bool:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "models":
-        from realtime.engine.catalog import MODEL_DESCRIPTIONS
+        from realtime.catalog import MODEL_DESCRIPTIONS
 
         for name, description in MODEL_DESCRIPTIONS.items():
             print(f"{name:<18} {description}")
@@ -206,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
         return _serve(args)  # the supervisor spawns the processes that import torch
     import torch
 
-    from realtime.engine.registry import load_model
+    from realtime.weights.registry import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -237,9 +237,10 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"realtime: serving on http://{config.host}:{config.port} (model {config.model}; "
           f"{shape}; /readyz turns 200 once it is loaded and warm)", file=sys.stderr)
     if workers == 0:
+        from realtime.engine.runner.local import local_engine
         from realtime.server.app import serve
 
-        serve(config)
+        serve(config, local_engine())
         return 0
     return serve_workers(config, workers)
 
@@ -248,8 +249,8 @@ def _serve_config(args: argparse.Namespace, env: Mapping[str, str] | None = None
                   ) -> ServerConfig:
     import os
 
+    from realtime.catalog import DEFAULT_MODEL
     from realtime.config import load_config
-    from realtime.engine.catalog import DEFAULT_MODEL
 
     env = os.environ if env is None else env
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
@@ -285,7 +286,7 @@ def _say(args: argparse.Namespace, lm: LoadedModel) -> int:
     from realtime.codecs import INPUT_RATE
     from realtime.codecs.wav import wav_header
     from realtime.config import EngineConfig
-    from realtime.engine.local import start_engine
+    from realtime.engine.runner.local import start_engine
     from realtime.server.utterance import Utterance, synthesize
     from realtime.text.phonemize import Phonemizer
 
@@ -312,9 +313,9 @@ def _bench(args: argparse.Namespace, lm: LoadedModel) -> int:
 
     threads = args.threads or torch.get_num_threads()
     if not args.single:
-        from realtime.bench_engine import SENTENCES, engine_report, run_engine_bench, write_outputs
+        from realtime.bench.engine import SENTENCES, engine_report, run_engine_bench, write_outputs
         from realtime.engine.buckets import Buckets
-        from realtime.engine.model.windows import WindowPlan
+        from realtime.engine.runner.windows import WindowPlan
 
         cuda = lm.device.type == "cuda"
         default_levels = "1,8,32,64,128,256" if cuda else "1,2,4,8,16"
@@ -336,7 +337,7 @@ def _bench(args: argparse.Namespace, lm: LoadedModel) -> int:
         print(f"wrote {json_path} and {args.png}", file=sys.stderr)
         return 0
 
-    from realtime.bench import DEFAULT_TEXT, bench_single_stream, report, write_json
+    from realtime.bench.single import DEFAULT_TEXT, bench_single_stream, report, write_json
 
     phonemes = _phonemize(args.text or DEFAULT_TEXT, "en-us")
     result = bench_single_stream(lm, phonemes, args.voice or lm.default_voice, args.speed,

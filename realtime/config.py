@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from realtime.catalog import DEFAULT_MODEL
 from realtime.engine.buckets import Buckets, parse_sizes
-from realtime.engine.catalog import DEFAULT_MODEL
 from realtime.errors import ConfigError
 from realtime.text.languages import AUTO, LANGUAGES
 from realtime.voice_names import openai_voices

@@ -21,6 +21,8 @@ Hierarchy::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class RealtimeError(Exception):
     """Base class: every error we raise carries a ``code`` and a ``reason``."""
@@ -106,3 +108,12 @@ class EngineLost(EngineStopped):
 
 class ChunkCancelled(EngineError):
     code = "cancelled"
+
+
+def unknown_symbols(symbols: Iterable[str]) -> InputError:
+    """The error for phonemes outside a model's vocabulary (the model raises the same)."""
+    return InputError("unknown phoneme symbol(s): " + ", ".join(repr(c) for c in sorted(symbols)))
+
+
+def unknown_voice(name: str, known: Iterable[str]) -> VoiceError:
+    return VoiceError(f"unknown voice '{name}'; known voices: {', '.join(sorted(known))}")

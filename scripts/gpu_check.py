@@ -147,13 +147,13 @@ def transcribe(folder: Path) -> None:
 def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> None:
     import torch
 
-    from realtime.bench_engine import run_engine_bench, write_outputs
+    from realtime.bench.engine import run_engine_bench, write_outputs
+    from realtime.bench.quality import mel_distance_db
     from realtime.engine.buckets import Buckets
-    from realtime.engine.model.windows import WindowPlan
-    from realtime.engine.registry import load_model
     from realtime.engine.request import ChunkRequest
-    from realtime.engine.runner import ModelRunner
-    from realtime.quality import mel_distance_db
+    from realtime.engine.runner.runner import ModelRunner
+    from realtime.engine.runner.windows import WindowPlan
+    from realtime.weights.registry import load_model
 
     report = Report(out, budget_s)
     phonemes: dict[str, str] = json.loads(PHONEMES.read_text(encoding="utf-8"))

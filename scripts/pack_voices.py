@@ -1,4 +1,4 @@
-"""Build realtime/engine/data/kokoro-v1.0-voices.npz from a folder of official voice packs.
+"""Build realtime/weights/data/kokoro-v1.0-voices.npz from a folder of official voice packs.
 
     .venv/bin/python scripts/pack_voices.py ../shared/voices/kokoro-v1.0
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATA = Path(__file__).resolve().parents[1] / "realtime" / "engine" / "data"
+DATA = Path(__file__).resolve().parents[1] / "realtime" / "weights" / "data"
 OUT = DATA / "kokoro-v1.0-voices.npz"
 
 

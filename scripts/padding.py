@@ -81,8 +81,8 @@ def burst(policy: EDFPolicy, texts: Sequence[str], frames: dict[str, int], sessi
 def main() -> int:
     from gpu_check import PHONEMES, SENTENCES, VOICE
 
-    from realtime.engine.registry import load_model
-    from realtime.engine.runner import default_max_batch
+    from realtime.engine.runner.runner import default_max_batch
+    from realtime.weights.registry import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", default="32,128,256")

@@ -1,5 +1,5 @@
 """Memory traffic and convolution arithmetic of the real model, per second of audio: what a
-GPU's decoder waits for, counted on the CPU (realtime/engine/traffic.py).
+GPU's decoder waits for, counted on the CPU (realtime/bench/traffic.py).
 
     REALTIME_CACHE_DIR=... python scripts/traffic.py --rows 8 --dtype float32
     python scripts/traffic.py --rows 2 --dtype float16   # CPU autocast: slow, about a minute
@@ -27,10 +27,10 @@ sys.path.insert(0, str(HERE))
 def main() -> int:
     from gpu_check import PHONEMES, SENTENCES, VOICE
 
+    from realtime.bench.traffic import Traffic
     from realtime.engine.buckets import Buckets
-    from realtime.engine.graphs import StaticForward
-    from realtime.engine.registry import load_model
-    from realtime.engine.traffic import Traffic
+    from realtime.engine.runner.graphs import StaticForward
+    from realtime.weights.registry import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8)

@@ -2,7 +2,7 @@
 
 For each window plan, the gpu check's sentences (real model, ``af_heart``) are decoded whole
 and in windows; it prints the mean absolute log-mel difference to the whole decode (dB,
-``realtime.quality.mel_distance_db``), the time to the first piece against the whole decode,
+``realtime.bench.quality.mel_distance_db``), the time to the first piece against the whole decode,
 the largest sample step at a seam against the largest step anywhere, and Whisper's word error
 of each against the text. Here (needs the real-model cache and the test extra):
 
@@ -23,9 +23,9 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from realtime.engine.model.windows import WindowPlan, decode_windows  # noqa: E402
-from realtime.engine.registry import load_model  # noqa: E402
-from realtime.quality import mel_distance_db  # noqa: E402
+from realtime.bench.quality import mel_distance_db  # noqa: E402
+from realtime.engine.runner.windows import WindowPlan, decode_windows  # noqa: E402
+from realtime.weights.registry import load_model  # noqa: E402
 from tests.real.conftest import Transcriber, word_error_rate  # noqa: E402
 
 PLANS = {

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from realtime.engine.model import KModel, KModelConfig
-from realtime.engine.registry import LoadedModel
 from realtime.engine.request import ChunkResult
-from realtime.engine.tiny import tiny_config as _tiny_config
+from realtime.model import KModel, KModelConfig
+from realtime.weights.registry import LoadedModel
+from realtime.weights.tiny import tiny_config as _tiny_config
 
 # The suite starts many engine processes (`realtime serve` subprocesses, worker and restart
 # tests), each of which would compile the CPU's fused norms at warm-up (4-7 s on 2 cores):
@@ -71,7 +71,7 @@ def chunk_pieces(first: ChunkResult, timeout: float = 30) -> list[ChunkResult]:
 
 def tiny_loaded() -> LoadedModel:
     """A tiny model (seed 4, a quiet output layer) with two random voices, "a" and "b"."""
-    from realtime.engine.voices import VoiceLibrary
+    from realtime.weights.voices import VoiceLibrary
 
     model = quiet_tiny_model(seed=4)
     g = torch.Generator().manual_seed(0)
@@ -86,7 +86,7 @@ def real_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Set REALTIME_TEST_CACHE to reuse an import across runs (it is checked all the same).
     """
-    from realtime.engine.embedded import ensure_embedded_model
+    from realtime.weights.embedded import ensure_embedded_model
 
     env = os.environ.get("REALTIME_TEST_CACHE")
     root = Path(env) if env else tmp_path_factory.mktemp("realtime-cache")
@@ -96,7 +96,7 @@ def real_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def real(real_cache: Path):  # type: ignore[no-untyped-def]
-    from realtime.engine.registry import load_model
+    from realtime.weights.registry import load_model
 
     torch.set_num_threads(2)
     return load_model("kokoro-v1.0-int8", cache_dir=real_cache, device="cpu")

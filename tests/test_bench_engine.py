@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from realtime.bench_engine import engine_report, run_engine_bench, write_outputs
-from realtime.engine.model.windows import WindowPlan
-from realtime.engine.registry import LoadedModel
-from realtime.engine.voices import VoiceLibrary
+from realtime.bench.engine import engine_report, run_engine_bench, write_outputs
+from realtime.engine.runner.windows import WindowPlan
+from realtime.weights.registry import LoadedModel
+from realtime.weights.voices import VoiceLibrary
 from tests.conftest import tiny_model
 
 

@@ -12,9 +12,9 @@ import torch
 
 from realtime.cli import main
 from realtime.codecs.wav import pcm16
-from realtime.engine.registry import LoadedModel, load_model
 from realtime.session.scheduler import TextScheduler
 from realtime.text.phonemize import Phonemizer
+from realtime.weights.registry import LoadedModel, load_model
 
 TEXT = "Hello there! Your order of $4.50 shipped on 3/14, and it should arrive soon."
 TINY = ["--model", "tiny-random", "--device", "cpu", "--dtype", "float32"]

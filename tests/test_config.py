@@ -69,9 +69,9 @@ def test_cpu_fused_norms_flag_env_and_engine() -> None:
     """On by default (the suite's environment turns it off: tests/conftest); the flag and the
     environment set it, and start_engine hands it to the runner."""
     from realtime.cli import serve_config
-    from realtime.engine.local import start_engine
-    from realtime.engine.model.decoder import AdaINResBlock1
-    from realtime.engine.runner import cpu_compile_missing
+    from realtime.engine.runner.local import start_engine
+    from realtime.engine.runner.runner import cpu_compile_missing
+    from realtime.model.decoder import AdaINResBlock1
     from tests.conftest import tiny_loaded
 
     assert EngineConfig().cpu_fused_norms
@@ -94,7 +94,7 @@ def test_cpu_fused_norms_flag_env_and_engine() -> None:
 
 
 def test_the_engine_gets_the_window_plan_asked_for() -> None:
-    from realtime.engine.local import start_engine
+    from realtime.engine.runner.local import start_engine
     from tests.conftest import tiny_loaded
 
     for adaptive in (True, False):
@@ -124,9 +124,9 @@ def test_serve_help_lists_every_setting() -> None:
 def test_the_catalog_names_every_registered_model(capsys: pytest.CaptureFixture[str]) -> None:
     """The torch-free catalog (what the CLI and the supervisor check names against) and the
     registry (what loads them) hold the same models, described alike."""
+    from realtime.catalog import DEFAULT_MODEL, MODEL_DESCRIPTIONS
     from realtime.cli import main
-    from realtime.engine.catalog import DEFAULT_MODEL, MODEL_DESCRIPTIONS
-    from realtime.engine.registry import MODELS
+    from realtime.weights.registry import MODELS
 
     assert list(MODELS) == list(MODEL_DESCRIPTIONS) and DEFAULT_MODEL in MODELS
     assert all(spec.name == name and spec.description == MODEL_DESCRIPTIONS[name]

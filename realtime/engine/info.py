@@ -1,34 +1,21 @@
-"""What a session needs to know of the model without having it, and the engine's face.
+"""What a session needs to know of the model without having it.
 
 A session worker process has no torch and no model: it gets a ``ModelInfo`` from the engine
 (its name, voices, vocabulary) and validates requests with it before they cross to the engine,
-with the same errors (and codes) the model itself raises. ``EngineClient`` is what the server
-talks to: the in-process ``Engine`` and the remote one (``realtime.engine.ipc``) both are one.
+with the same errors (and codes) the model itself raises.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from realtime.errors import InputError, VoiceError
+from realtime.engine.request import ChunkRequest
+from realtime.errors import InputError, unknown_symbols, unknown_voice
 from realtime.kokoro import FRAME_SAMPLES, MAX_PHONEMES
 from realtime.voice_names import parse_blend
 
-from .request import ChunkRequest, ChunkResult
-
-__all__ = ["EngineClient", "EngineStats", "ModelInfo", "unknown_symbols", "unknown_voice"]
-
-
-def unknown_symbols(symbols: Iterable[str]) -> InputError:
-    """The error for phonemes outside a model's vocabulary (the model raises the same)."""
-    return InputError("unknown phoneme symbol(s): " + ", ".join(repr(c) for c in sorted(symbols)))
-
-
-def unknown_voice(name: str, known: Iterable[str]) -> VoiceError:
-    return VoiceError(f"unknown voice '{name}'; known voices: {', '.join(sorted(known))}")
+__all__ = ["EngineStats", "ModelInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,35 +71,3 @@ class EngineStats:
     batches: int
     chunks: int
     cancelled: int
-
-
-class EngineClient(Protocol):
-    """The engine as the server uses it, in this process or in another."""
-
-    info: ModelInfo
-
-    def clock(self) -> float:
-        """Seconds, monotonic: the clock of request deadlines (the same in every process)."""
-        ...
-
-    def submit(self, request: ChunkRequest) -> Future[ChunkResult]:
-        """Queue a chunk; validation errors are raised at once, refusals (busy, stopped) too."""
-        ...
-
-    def cancel(self, session: str, context: str | None = None) -> object:
-        """Drop an owner's chunks: queued ones never run, their futures fail now."""
-        ...
-
-    @property
-    def running(self) -> bool:
-        ...
-
-    def stats(self) -> EngineStats:
-        ...
-
-    def watch(self, callback: Callable[[bool, str], None]) -> None:
-        """``callback(up, reason)`` when the engine is lost or back (from any thread)."""
-        ...
-
-    def stop(self, timeout: float = 30.0) -> None:
-        ...

@@ -21,7 +21,7 @@ class Capped(Protocol):
         ...
 
 
-class Pace:
+class GeneratorPace:
     """The generator's measured speed over windows, for an adaptive plan: seconds per frame of
     a batch's windows (rows x the widest window, margins included), an exponentially weighted
     mean (each new batch counts for half: a machine whose speed drifts is followed within a
@@ -56,7 +56,7 @@ class Pace:
         return max(0, int(seconds / (per_frame * max(1, rows))))
 
 
-def fit_windows(cursors: Sequence[Capped], budgets: Sequence[float], pace: Pace,
+def fit_windows(cursors: Sequence[Capped], budgets: Sequence[float], pace: GeneratorPace,
                 rows: int | None = None, safety: float = SAFETY) -> int:
     """Cut each cursor's next window so that, at ``pace``, the batch it runs in (``rows``
     windows; default: these cursors) is done within ``safety`` of its ``budget`` (seconds until

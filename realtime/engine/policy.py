@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .buckets import Buckets
-from .request import FRAME_S, Pending
+from realtime.engine.buckets import Buckets
+from realtime.engine.request import FRAME_S, Pending
 
 # Frames are estimated from phoneme counts before the durations are known; a bucket is chosen
 # from the estimate with this margin, so that the real frames usually fit the same graph.
@@ -54,7 +54,7 @@ class EDFPolicy:
         included) at most its next window's."""
         if self.window_s is None:
             return p.size
-        window = self.window_s[0] if p.windows is None else self.window_s[1]
+        window = self.window_s[0] if p.cursor is None else self.window_s[1]
         return min(p.size, window / FRAME_S)
 
     def __post_init__(self) -> None:

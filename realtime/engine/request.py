@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
@@ -82,6 +82,25 @@ class ChunkResult:
         return (self.offset + len(self.audio)) / SAMPLE_RATE
 
 
+class Cursor(Protocol):
+    """One chunk's progress through its windows (the runner's own; the loop reads it, and with
+    an adaptive plan cuts its next window: ``realtime.engine.pace.fit_windows``)."""
+
+    index: int  # the window that comes next (0: the first)
+    margin: int
+
+    @property
+    def done(self) -> bool:
+        ...
+
+    def bounds(self) -> tuple[int, int]:
+        """The next window's frames ``[lo, hi)``, its margins included."""
+        ...
+
+    def cap_next(self, frames: int) -> bool:
+        ...
+
+
 @dataclass(eq=False, slots=True)
 class Pending:
     """A queued request: the policy's view (deadline, size, order) and the engine's future."""
@@ -93,10 +112,10 @@ class Pending:
     future: Future[ChunkResult] = field(default_factory=Future)
     tail: Future[ChunkResult] | None = None  # the next piece's future, once a piece went out
     sent: int = 0  # samples delivered in pieces so far
-    # A chunk decoded in windows waits in the queue between its windows: its cursor (the
-    # runner's: model/windows.py), when its first window began and when its first piece went
-    # out (engine clock), and when its next one is needed.
-    windows: Any = None
+    # A chunk waits in the queue between its windows: its cursor (the runner's), when its
+    # first window began and when its first piece went out (engine clock), and when its next
+    # one is needed.
+    cursor: Cursor | None = None
     started: float | None = None
     first_out: float | None = None
     resume_by: float | None = None

@@ -16,10 +16,10 @@ times (``alignment``) as ``TTSTextFrame``s. Voice and speed changes reach the op
 through ``update``; a language change starts a new context (a context's language is fixed).
 
 A session lost to a drain, a restart, a full replica or a lost engine (close 1001, 1006, 1011,
-1012, 1013, 1014) is re-opened with backoff (``realtime.failover.Reconnect``), and the contexts
-it had open go on in the new one: their unspoken text is sent again, and their audio and word
-times continue where they stopped. Every ``error`` from the server becomes an ``ErrorFrame``
-whose ``exception`` is a ``ServerError`` with our code and message.
+1012, 1013, 1014) is re-opened with backoff (``realtime.client.failover.Reconnect``), and the
+contexts it had open go on in the new one: their unspoken text is sent again, and their audio
+and word times continue where they stopped. Every ``error`` from the server becomes an
+``ErrorFrame`` whose ``exception`` is a ``ServerError`` with our code and message.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from pipecat.utils.errors import ErrorCategory  # noqa: E402
 from pipecat.utils.types import NOT_GIVEN, NotGiven, is_given  # noqa: E402
 
 from realtime.client import RealtimeClient  # noqa: E402
-from realtime.failover import LostContext, Reconnect, ReconnectFailed, SessionLost  # noqa: E402
+from realtime.client.failover import LostContext, Reconnect, ReconnectFailed, SessionLost  # noqa: E402
 from realtime.integrations.common import (  # noqa: E402
     PCM16_RATES,
     RateBucket,
@@ -155,7 +155,7 @@ class RealtimeTTSService(WebsocketTTSService):
                          push_start_frame=True, push_stop_frames=True,
                          pause_frame_processing=False,
                          sample_rate=sample_rate, settings=defaults,
-                         reconnect_on_error=False,  # realtime.failover's policy does it
+                         reconnect_on_error=False,  # realtime.client.failover's policy does it
                          **kwargs)
         self._url = url
         self._headers = connect_headers(api_key)

@@ -1,9 +1,9 @@
 """The Starlette app: the engine in the lifespan, HTTP routes, readiness and drain.
 
-``create_app(config, loader)`` builds everything from one ``ServerConfig``. The engine comes
-from an ``EngineSource``: by default one in this process over the model that ``loader`` gives
-(the registry; tests pass a tiny model); a session worker of ``realtime serve --workers``
-passes one that connects to the engine process instead (and so never imports torch).
+``create_app(config, engine)`` builds everything from one ``ServerConfig``. The engine comes
+from an ``EngineSource``: ``realtime serve --workers 0`` passes one in this process
+(``realtime.engine.runner.local.local_engine``; tests pass a tiny model), a session worker one
+that connects to the engine process (``remote_engine``). This module never imports torch.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ import signal
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Literal
 
 import uvicorn
 from starlette.applications import Starlette
@@ -32,118 +30,38 @@ from starlette.websockets import WebSocket
 from realtime.codecs import INPUT_RATE
 from realtime.codecs.wav import wav_header
 from realtime.config import ServerConfig
-from realtime.engine.info import EngineClient
-from realtime.engine.request import ChunkResult
+from realtime.engine.client import EngineClient, EngineSource
 from realtime.errors import EngineBusy, EngineStopped, InputError, RealtimeError, VoiceError
-from realtime.session.messages import CLOSE_INTERNAL
+from realtime.process import multiprocess
 from realtime.text.languages import AUTO, language_codes
 from realtime.text.phonemize import Phonemizer
 from realtime.voice_names import openai_voices, voice_info
 
-from .metrics import ServerMetrics, multiprocess
-from .pace import Pace
+from .metrics import ServerMetrics
+from .pace import ChunkPace
 from .speech import (
     available_aliases,
-    observe_chunk,
     parse_speech,
     resolve_voice,
     synthesize_speech,
 )
-from .ws import SessionPump, keepalive, stream_endpoint
-
-if TYPE_CHECKING:
-    from realtime.engine.registry import LoadedModel
+from .state import AppState
+from .ws import keepalive, stream_endpoint
 
 log = logging.getLogger("realtime.server")
 
 # The browser client: web_client/ of the checkout, beside the realtime package.
 DEFAULT_WEB_DIR = Path(__file__).resolve().parents[2] / "web_client"
 
-Loader = Callable[[ServerConfig], "LoadedModel"]
-# Blocking (run in a thread): load or connect, warm up, and return the engine; the second
-# argument hears what it is doing (for /readyz).
-EngineSource = Callable[[ServerConfig, Callable[[str], None]], EngineClient]
-Status = Literal["loading", "ready", "draining", "failed"]
-
-
-def registry_loader(config: ServerConfig) -> LoadedModel:
-    from realtime.engine.registry import load_model
-
-    return load_model(config.model, config.model_dir, config.cache_dir, config.engine.device)
-
-
-def local_engine(loader: Loader = registry_loader) -> EngineSource:
-    """The engine in this process, over the model ``loader`` gives."""
-    def start(config: ServerConfig, status: Callable[[str], None]) -> EngineClient:
-        from realtime.engine.local import start_engine
-
-        return start_engine(loader(config), config.engine, status)
-    return start
 
 
 def remote_engine(address: str, lost_after_s: float = 3.0) -> EngineSource:
     """The engine process at ``address`` (``realtime serve --workers``): wait until it serves."""
     def start(config: ServerConfig, status: Callable[[str], None]) -> EngineClient:
-        from realtime.engine.ipc import RemoteEngine
+        from realtime.engine.ipc.channel import RemoteEngine
 
         return RemoteEngine(address, lost_after_s).connect(status)
     return start
-
-
-@dataclass
-class AppState:
-    """What the routes share: one per app, built in ``create_app`` (no globals)."""
-
-    config: ServerConfig
-    metrics: ServerMetrics = field(default_factory=ServerMetrics)
-    pace: Pace = field(default_factory=Pace)
-    status: Status = "loading"
-    reason: str = "loading the model"
-    engine: EngineClient | None = None
-    phonemizers: dict[str, Phonemizer] = field(default_factory=dict)
-    sessions: set[SessionPump] = field(default_factory=set)
-    no_sessions: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def phonemizer_for(self, language: str) -> Phonemizer:
-        return self.phonemizers[language]
-
-    def observe_chunk(self, res: ChunkResult, now: float) -> None:
-        observe_chunk(self.metrics, res, now)
-        self.pace.observe(res)
-
-    def engine_changed(self, up: bool, reason: str) -> None:
-        """The engine process was lost (or is back): readiness follows it. When lost, the
-        chunks waited for have failed (their contexts got an error), and every session is
-        closed with 1011, its reason telling the client to reconnect; new sessions get 1013
-        (not ready) until it serves again."""
-        if self.status == "draining":
-            return
-        if up:
-            self.status, self.reason = "ready", "serving"
-            log.info("engine back: serving")
-            return
-        self.status, self.reason = "loading", f"engine lost ({reason}); waiting for it"
-
-        def close_all() -> None:  # after the failed chunks' errors have been queued
-            for pump in list(self.sessions):
-                pump.close(CLOSE_INTERNAL, "engine process lost: reconnect")
-
-        asyncio.get_running_loop().call_later(0.1, close_all)
-
-    async def drain(self) -> None:
-        """Readiness goes false; new sessions get 1013; each open session closes with 1001
-        once it has nothing left to say, or when ``drain_timeout_s`` runs out."""
-        self.status, self.reason = "draining", "draining"
-        for pump in list(self.sessions):
-            pump.drain()
-        if not self.sessions:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.no_sessions.wait(), self.config.drain_timeout_s)
-        for pump in list(self.sessions):
-            pump.close(1001, "server draining")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.no_sessions.wait(), 5.0)
 
 
 async def start_serving(state: AppState, source: EngineSource) -> None:
@@ -168,7 +86,7 @@ async def start_serving(state: AppState, source: EngineSource) -> None:
             await front_end
         finally:
             front_end.cancel()  # done by now, unless the engine failed: then nobody waits
-        state.pace = Pace(cfg.chunk_plan_rtf, engine.info.device.split(":")[0])
+        state.pace = ChunkPace(cfg.chunk_plan_rtf, engine.info.device.split(":")[0])
         state.engine = engine
         state.status, state.reason = "ready", "serving"
         loop = asyncio.get_running_loop()
@@ -186,12 +104,12 @@ async def start_serving(state: AppState, source: EngineSource) -> None:
         log.exception("start-up failed")
 
 
-def create_app(config: ServerConfig, loader: Loader = registry_loader,
-               engine: EngineSource | None = None, role: str = "server") -> Starlette:
-    """The app; its engine from ``engine``, else in this process over ``loader``'s model.
-    ``role`` names the process in the metrics (``worker-0``, ...)."""
+def create_app(config: ServerConfig, engine: EngineSource, role: str = "server") -> Starlette:
+    """The app, its engine from ``engine`` (``realtime.engine.runner.local.local_engine`` in
+    this process, ``remote_engine`` over IPC). ``role`` names the process in the metrics
+    (``worker-0``, ...)."""
     state = AppState(config, metrics=ServerMetrics(role))
-    source = engine or local_engine(loader)
+    source = engine
 
     async def sample_process() -> None:  # other processes read this one's figures from files
         while True:
@@ -251,7 +169,7 @@ def _routes(state: AppState) -> list[BaseRoute]:
         # Gauges sampled at scrape time (not on every session action).
         if state.engine is not None:
             state.metrics.queue_depth.set(state.engine.stats().queued)
-        state.metrics.contexts.set(sum(len(p.proto.contexts) for p in state.sessions))
+        state.metrics.contexts.set(sum(p.open_contexts() for p in state.sessions))
         state.metrics.plan_rtf.set(state.pace.plan_rtf() or 0.0)
         return PlainTextResponse(state.metrics.render(),
                                  media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -377,9 +295,9 @@ class DrainingServer(uvicorn.Server):
         loop.call_soon_threadsafe(start)
 
 
-def serve(config: ServerConfig, loader: Loader = registry_loader) -> None:
+def serve(config: ServerConfig, engine: EngineSource) -> None:
     """Run the server in this process until SIGTERM / SIGINT (which drain first)."""
-    app = create_app(config, loader)
+    app = create_app(config, engine)
     DrainingServer(_uvicorn_config(app, config), app.state.realtime).run()
 
 
@@ -387,7 +305,7 @@ def serve_on(config: ServerConfig, sock: socket.socket, engine: EngineSource,
              role: str) -> None:
     """A session worker: the app on a socket bound by the supervisor, its engine from
     ``engine``; SIGTERM drains as in a single process."""
-    app = create_app(config, engine=engine, role=role)
+    app = create_app(config, engine, role)
     DrainingServer(_uvicorn_config(app, config), app.state.realtime).run(sockets=[sock])
 
 

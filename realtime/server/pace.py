@@ -25,7 +25,7 @@ WEIGHT = 0.2  # of each new chunk in the average
 
 
 @dataclass(slots=True)
-class Pace:
+class ChunkPace:
     setting: str = "auto"  # ServerConfig.chunk_plan_rtf
     device_type: str = "cpu"
     measured: float | None = None  # average (queued + inference) / audio

@@ -3,7 +3,7 @@
 The supervisor (the process ``realtime serve`` started) binds the port once, then spawns:
 
 - the **engine process**, which owns the model, the batching loop and the device, and serves
-  chunk requests over ZeroMQ (``realtime.engine.ipc``);
+  chunk requests over ZeroMQ (``realtime.engine.ipc.channel``);
 - N **session workers**, each the whole Starlette app (WebSocket protocol, text front end,
   codecs, HTTP routes) on the shared listening socket, with a ``RemoteEngine`` for an engine.
   Workers never import torch.
@@ -22,6 +22,7 @@ worker's ``/metrics`` shows the whole server.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
 import os
@@ -38,11 +39,13 @@ from types import FrameType
 from typing import Any
 
 from realtime.config import ServerConfig
+from realtime.process import child_logging
 
 log = logging.getLogger("realtime.server")
 
 RESTART_MIN_S, RESTART_MAX_S = 1.0, 30.0
 YOUNG_S = 10.0  # a process that dies younger than this restarts after a growing delay
+ENGINE_MAIN = "realtime.engine.ipc.main:engine_main"  # started by name: see start_named
 BEAT_STALE_S = 5.0  # no engine heartbeat this long: the engine is hung
 
 
@@ -51,30 +54,17 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def engine_main(config: ServerConfig, address: str, beat: Any) -> None:
-    """The engine process: bind at once (workers see it loading), load, warm up, serve."""
-    _child_logging(config, "engine")
-    from realtime.engine.ipc import EngineServer
-    from realtime.engine.local import start_engine
-    from realtime.server.app import registry_loader
-    from realtime.server.metrics import process_gauges
 
-    server = EngineServer(address, beat)
-    stop = _stop_event()
-    engine = start_engine(registry_loader(config), config.engine, server.set_status)
-    server.serve(engine)
-    gauges = process_gauges("engine")
-    gauges.update(engine, ready=True)
-    while not stop.wait(1.0):
-        gauges.update(engine, ready=True)
-    log.info("engine process stopping")
-    server.stop()
-    engine.stop()
+def start_named(target: str, *args: Any) -> None:
+    """Run ``module:function`` in this (spawned) child: the supervisor names the engine's entry
+    instead of importing it, and so never imports torch."""
+    module, _, name = target.partition(":")
+    getattr(importlib.import_module(module), name)(*args)
 
 
 def worker_main(config: ServerConfig, sock: socket.socket, address: str, index: int) -> None:
     """A session worker: the app on the shared socket, the engine over IPC."""
-    _child_logging(config, f"worker-{index}")
+    child_logging(config, f"worker-{index}")
     from realtime.server.app import remote_engine, serve_on
 
     serve_on(config, sock, remote_engine(address, config.engine_lost_s), f"worker-{index}")
@@ -112,7 +102,8 @@ class Supervisor:
         beat = ctx.Array("d", 2)
         self.beat = beat
         engine = _Child("engine", lambda: ctx.Process(
-            target=engine_main, args=(self.config, address, beat), name="realtime-engine"))
+            target=start_named,
+            args=(ENGINE_MAIN, self.config, address, beat), name="realtime-engine"))
         self.children = [engine] + [
             _Child(f"worker-{i}", lambda i=i: ctx.Process(
                 target=worker_main, args=(self.config, sock, address, i),
@@ -244,19 +235,3 @@ def _mark_dead(pid: int | None) -> None:
     multiprocess.mark_process_dead(pid)
 
 
-def _stop_event() -> Any:
-    """Set by SIGTERM / SIGINT (the engine process stops when the supervisor says so)."""
-    import threading
-
-    event = threading.Event()
-    for s in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(s, lambda *_: event.set())
-    return event
-
-
-def _child_logging(config: ServerConfig, role: str) -> None:
-    """A child's first steps: its own process group (a terminal's Ctrl-C reaches only the
-    supervisor, which then stops the children in order), and logs that name it."""
-    os.setpgrp()
-    logging.basicConfig(level=config.log_level.upper(),
-                        format=f"%(asctime)s %(levelname)s %(name)s [{role}] %(message)s")

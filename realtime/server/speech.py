@@ -25,7 +25,8 @@ from realtime.codecs import INPUT_RATE, make_encoder
 from realtime.codecs.mp3 import Mp3Stream
 from realtime.codecs.ogg import OggOpusStream
 from realtime.codecs.wav import wav_header
-from realtime.engine.info import EngineClient, ModelInfo
+from realtime.engine.client import EngineClient
+from realtime.engine.info import ModelInfo
 from realtime.engine.request import ChunkResult
 from realtime.errors import InputError, RealtimeError, VoiceError
 from realtime.kokoro import MAX_SPEED, MIN_SPEED

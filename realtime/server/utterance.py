@@ -22,7 +22,7 @@ from typing import Any, cast, get_args
 import msgpack
 
 from realtime.codecs import INPUT_RATE
-from realtime.engine.info import EngineClient
+from realtime.engine.client import EngineClient
 from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.errors import ChunkCancelled, InputError, RealtimeError, VoiceError
 from realtime.session.messages import ErrorCode, Limits, MessageError

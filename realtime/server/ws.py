@@ -23,12 +23,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from realtime.config import ServerConfig
-from realtime.engine.info import EngineClient
+from realtime.engine.client import EngineClient
 from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.errors import ChunkCancelled
 from realtime.session.messages import (
@@ -47,8 +47,7 @@ from realtime.session.protocol import (
 )
 from realtime.session.scheduler import SchedulerConfig
 
-if TYPE_CHECKING:
-    from .app import AppState
+from .state import AppState
 
 log = logging.getLogger("realtime.server")
 
@@ -146,6 +145,9 @@ class SessionPump:
 
     def close(self, code: int, reason: str) -> None:
         self.proto.close(code, reason)
+
+    def open_contexts(self) -> int:
+        return len(self.proto.contexts)
         self._execute()
 
     def drain(self) -> None:

@@ -37,7 +37,7 @@ from realtime.session.scheduler import Chunk, TextScheduler, estimate_audio_s
 
 __all__ = ["Context", "ContextSettings", "Out", "StreamKind"]
 
-ENGINE_RATE = 24000  # the engine's output rate (realtime.engine.model.SAMPLE_RATE)
+ENGINE_RATE = 24000  # the engine's output rate (realtime.model.SAMPLE_RATE)
 
 StreamKind = Literal["control", "audio"]
 # What a context hands its session: a message (or a Twilio dict) and whether it belongs to the

@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from realtime.engine.model.albert import Albert
-from realtime.engine.model.config import PLBertConfig
+from realtime.model.albert import Albert
+from realtime.model.config import PLBertConfig
 
 transformers = pytest.importorskip("transformers")
 
@@ -81,9 +81,9 @@ def _imports(code: str) -> set[str]:
 
 
 def test_the_engine_process_does_not_import_transformers() -> None:
-    loaded = _imports("from realtime.engine.local import start_engine\n"
-                      "from realtime.server.app import registry_loader\n"
-                      "from realtime.engine.registry import load_model\n"
+    loaded = _imports("from realtime.engine.runner.local import start_engine\n"
+                      "from realtime.engine.ipc.main import engine_main\n"
+                      "from realtime.weights.registry import load_model\n"
                       "load_model('tiny-random', device='cpu')")
     assert loaded == {"torch"}
 

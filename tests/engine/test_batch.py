@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.engine.model import KModel, SynthItem
-from realtime.engine.model import layers as model_layers
-from realtime.engine.model.windows import (
+from realtime.bench.quality import mel_distance_db
+from realtime.engine.runner.windows import (
     Piece,
     WindowPlan,
     decode_windows,
     next_pieces,
     start_windows,
 )
-from realtime.quality import mel_distance_db
+from realtime.model import KModel, SynthItem
+from realtime.model import layers as model_layers
 from tests.conftest import TINY_VOCAB, quiet_tiny_model
 
 SYMBOLS = [c for c in TINY_VOCAB if c != " "]
@@ -110,9 +110,9 @@ def test_a_padding_leak_fails_loudly(model: KModel, ordering_db: float,
     alone = [model.forward_batch([it])[0].audio for it in batch[:3]]
     monkeypatch.setattr(model_layers, "zero_pad", lambda x, pad: x)
     monkeypatch.setattr(model_layers, "zero_pad_", lambda x, pad: x)
-    monkeypatch.setattr("realtime.engine.model.decoder.zero_pad", lambda x, pad: x)
-    monkeypatch.setattr("realtime.engine.model.decoder.zero_pad_", lambda x, pad: x)
-    monkeypatch.setattr("realtime.engine.model.text.zero_pad", lambda x, pad: x)
+    monkeypatch.setattr("realtime.model.decoder.zero_pad", lambda x, pad: x)
+    monkeypatch.setattr("realtime.model.decoder.zero_pad_", lambda x, pad: x)
+    monkeypatch.setattr("realtime.model.text.zero_pad", lambda x, pad: x)
     leaky = model.forward_batch(batch)
     worst = max(mel(a, b.audio) for a, b in zip(alone, leaky, strict=False))
     print(f"\nwith padding leaking: {worst:.2f} dB")

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 import torch
 
+from realtime.bench.quality import mel_distance_db
 from realtime.config import EngineConfig
 from realtime.engine.buckets import Buckets
-from realtime.engine.graphs import StaticForward
-from realtime.engine.local import start_engine
-from realtime.engine.model import KModel
-from realtime.engine.model.layers import WeightNormed
-from realtime.engine.runner import ModelRunner
-from realtime.engine.tiny import TINY_CONFIG
+from realtime.engine.runner.graphs import StaticForward
+from realtime.engine.runner.local import start_engine
+from realtime.engine.runner.runner import ModelRunner
 from realtime.errors import ConfigError
-from realtime.quality import mel_distance_db
+from realtime.model import KModel
+from realtime.model.layers import WeightNormed
+from realtime.weights.tiny import TINY_CONFIG
 from tests.conftest import quiet_tiny_model, tiny_config, tiny_loaded
 from tests.engine.test_batch import bound, decode_together, items, mel
 

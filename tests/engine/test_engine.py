@@ -9,13 +9,14 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from realtime.engine.engine import Engine
+from realtime.engine.batch import WholeChunks
+from realtime.engine.loop import Engine
 from realtime.engine.policy import EDFPolicy
 from realtime.engine.request import ChunkRequest
 from realtime.errors import ChunkCancelled, EngineBusy, EngineStopped, InputError, RealtimeError
 
 
-class FakeRunner:
+class FakeRunner(WholeChunks):
     """Audio = one sample per phoneme; ``gate`` holds a batch running until set."""
 
     def __init__(self) -> None:
@@ -192,11 +193,11 @@ def test_async_face(fake: FakeRunner, engine: Engine) -> None:
 
 class SteppingRunner(FakeRunner):
     """Yields a batch's chunks one at a time: the first at once, each later one only after
-    ``step`` is set; a chunk named "blocker" waits for ``gate`` (to fill the queue)."""
+    ``proceed`` is set; a chunk named "blocker" waits for ``gate`` (to fill the queue)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.step = threading.Event()
+        self.proceed = threading.Event()
 
     def run(self, batch: Sequence[ChunkRequest]):  # type: ignore[no-untyped-def, override]
         self.batches.append([r.phonemes for r in batch])
@@ -205,7 +206,7 @@ class SteppingRunner(FakeRunner):
                 self.started.set()
                 assert self.gate.wait(10)
             elif i:
-                assert self.step.wait(10)
+                assert self.proceed.wait(10)
             yield i, np.zeros(len(r.phonemes), np.float32), np.ones(len(r.phonemes) + 2)
 
 
@@ -220,10 +221,10 @@ def test_early_items_of_a_batch_are_delivered_early() -> None:
         first = futs[0].result(5)  # out while the rest of its batch is still running
         assert not futs[1].done() and not futs[2].done()
         assert runner.batches[-1] == ["c0", "c1", "c2"] and first.batch_size == 3
-        runner.step.set()
+        runner.proceed.set()
         rest = [f.result(5) for f in futs[1:]]
         assert first.inference_s <= rest[-1].inference_s
     finally:
         runner.gate.set()
-        runner.step.set()
+        runner.proceed.set()
         eng.stop()

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from realtime.engine.model import layers
-from realtime.engine.model.fftconv import block_length, conv1d_fft, weight_spectrum
-from realtime.engine.model.layers import WNConv1d
-from realtime.quality import mel_distance_db
+from realtime.bench.quality import mel_distance_db
+from realtime.model import layers
+from realtime.model.fftconv import block_length, conv1d_fft, weight_spectrum
+from realtime.model.layers import WNConv1d
 from tests.conftest import count_calls, quiet_tiny_model
 from tests.engine.test_batch import FLOOR_DB, items
 
@@ -48,7 +48,7 @@ def test_segments_give_the_same_sums(monkeypatch: pytest.MonkeyPatch) -> None:
     w = torch.randn(4, 6, 11, generator=g, dtype=torch.float64)
     spectrum = weight_spectrum(w, block_length(11))
     whole = conv1d_fft(x, spectrum, None, 15, 11, 3)
-    monkeypatch.setattr("realtime.engine.model.fftconv.SEGMENT_BYTES", 1)
+    monkeypatch.setattr("realtime.model.fftconv.SEGMENT_BYTES", 1)
     torch.testing.assert_close(conv1d_fft(x, spectrum, None, 15, 11, 3), whole,
                                rtol=1e-12, atol=1e-12)
 

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.engine.model import KModel, decoder
-from realtime.engine.model.decoder import (
+from realtime.engine.runner.runner import cpu_compile_missing
+from realtime.model import KModel, decoder
+from realtime.model.decoder import (
     _snake,
     norm_snake,
     row_norm_snake,
     row_norm_snake_fused,
 )
-from realtime.engine.model.kmodel import _compiled_rows
-from realtime.engine.model.layers import Pad, instance_norm
-from realtime.engine.runner import cpu_compile_missing
+from realtime.model.kmodel import _compiled_rows
+from realtime.model.layers import Pad, instance_norm
 from tests.conftest import count_calls, quiet_tiny_model
 from tests.engine.test_batch import bound, items, mel
 
@@ -244,9 +244,9 @@ def test_a_fused_runner_compiles_at_warm_up_and_never_after() -> None:
     torch.compile's limit, fail a request."""
     from torch._dynamo.utils import counters
 
+    from realtime.bench.quality import mel_distance_db
     from realtime.engine.request import ChunkRequest
-    from realtime.engine.runner import ModelRunner
-    from realtime.quality import mel_distance_db
+    from realtime.engine.runner.runner import ModelRunner
     from tests.conftest import tiny_loaded
     from tests.engine.test_windows import FAST, LONG, SHORT
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from realtime.engine.hub import HUB_DIR, REPO_ID, ensure_hub_model
-from realtime.engine.registry import load_model
-from realtime.engine.tiny import build_tiny
-from realtime.engine.weights import VOICES_DIR, WEIGHTS_FILE, write_model_dir
 from realtime.errors import ModelDownloadError, ModelFileError
+from realtime.weights.checkpoint import VOICES_DIR, WEIGHTS_FILE, write_model_dir
+from realtime.weights.hub import HUB_DIR, REPO_ID, ensure_hub_model
+from realtime.weights.registry import load_model
+from realtime.weights.tiny import build_tiny
 from tests.engine.hub_server import (
     COMMIT,
     HubState,

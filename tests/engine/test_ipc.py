@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.engine.engine import Engine
-from realtime.engine.ipc import EngineServer, RemoteEngine
+from realtime.engine.batch import WholeChunks
+from realtime.engine.ipc.channel import EngineServer, RemoteEngine
+from realtime.engine.loop import Engine
 from realtime.engine.policy import EDFPolicy
 from realtime.engine.request import ChunkRequest
-from realtime.engine.runner import ModelRunner
+from realtime.engine.runner.runner import ModelRunner
 from realtime.errors import (
     ChunkCancelled,
     EngineBusy,
@@ -125,7 +126,7 @@ def test_a_lost_engine_fails_what_waits_and_comes_back(
     again.stop()
 
 
-class _Stalled:
+class _Stalled(WholeChunks):
     """A runner that takes ``seconds`` per batch (a slow or hung device)."""
 
     def __init__(self, inner: ModelRunner, seconds: float) -> None:
@@ -146,7 +147,7 @@ class _Stalled:
 
 def test_pieces_cross_the_boundary(tmp_path: Path) -> None:
     """Windowed decoding through the sockets: every piece, in order, as the engine made it."""
-    from realtime.engine.model.windows import WindowPlan
+    from realtime.engine.runner.windows import WindowPlan
 
     address = f"ipc://{tmp_path}/engine"
     server = EngineServer(address)

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from realtime.engine.model import KModel, layers
-from realtime.engine.model.layers import WNConv1d, conv1d_tiled
 from realtime.errors import InputError
+from realtime.model import KModel, layers
+from realtime.model.layers import WNConv1d, conv1d_tiled
 from tests.conftest import count_calls
 
 PHONEMES = "hˈɛloʊ wˈɜːld, ðɪs ɪz ə tˈɛst."
@@ -81,7 +81,7 @@ def test_bad_style_and_speed(tiny: KModel) -> None:
 
 def test_kokoro_v1_shape_has_the_official_parameter_count() -> None:
     """Built from Kokoro v1.0's config, the model has the checkpoint's tensors and sizes."""
-    from realtime.engine.embedded import embedded_config
+    from realtime.weights.embedded import embedded_config
 
     model = KModel(embedded_config())
     counts = {p: sum(t.numel() for t in getattr(model, p).parameters()) for p in model.PARTS}

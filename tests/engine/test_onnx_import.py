@@ -9,8 +9,8 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from realtime.engine.model.layers import WNConv1d
-from realtime.engine.onnx_import import _lstm_tensors, module_path, split_weight_norm
+from realtime.model.layers import WNConv1d
+from realtime.weights.onnx_import import _lstm_tensors, module_path, split_weight_norm
 
 
 @pytest.mark.parametrize(

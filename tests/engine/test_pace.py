@@ -8,13 +8,13 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from realtime.engine.engine import Engine
-from realtime.engine.model.windows import Cursor, WindowPlan, next_pieces, start_windows
-from realtime.engine.pace import Pace, fit_windows
+from realtime.engine.loop import Engine
+from realtime.engine.pace import GeneratorPace, fit_windows
 from realtime.engine.policy import EDFPolicy
-from realtime.engine.registry import LoadedModel
 from realtime.engine.request import ChunkRequest, Pending
-from realtime.engine.runner import ModelRunner
+from realtime.engine.runner.runner import ModelRunner
+from realtime.engine.runner.windows import Cursor, WindowPlan, next_pieces, start_windows
+from realtime.weights.registry import LoadedModel
 from tests.conftest import chunk_pieces, tiny_loaded
 
 LONG = ("sʌmtɪŋ lɑŋə ðæn ðə ʌðəz, wɪð ə kɑmə ænd mɔ wədz, ænd ə fu mɔ æftə ðæt. "
@@ -52,7 +52,7 @@ def test_plan_from_a_point_is_the_rest_of_the_plan() -> None:
 
 
 def test_pace_follows_what_it_sees() -> None:
-    pace = Pace()
+    pace = GeneratorPace()
     assert pace.frames_within(1.0) is None  # nothing seen: no cut
     pace.observe(2.0, 100, first=True)  # 20 ms a frame, first windows
     assert pace.frames_within(1.0) == 50  # judged by the first windows until a later one
@@ -119,7 +119,7 @@ def test_a_short_rest_is_split_evenly(lm: LoadedModel) -> None:
 
 
 def test_fit_windows_cuts_to_the_budget(lm: LoadedModel) -> None:
-    pace = Pace()
+    pace = GeneratorPace()
     cursor = cursor_after_first(lm)
     planned = list(cursor.cores)
     assert fit_windows([cursor], [0.01], pace) == 0 and cursor.cores == planned  # no pace yet

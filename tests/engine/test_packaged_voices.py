@@ -6,8 +6,8 @@ import hashlib
 
 import numpy as np
 
-from realtime.engine.voices import packaged_voices
 from realtime.voice_names import voice_info
+from realtime.weights.voices import packaged_voices
 
 # sha256 over the names and raw float32 bytes of every pack, in name order: the archive holds
 # exactly what scripts/pack_voices.py read from the .pt files listed in data/VOICES.md.

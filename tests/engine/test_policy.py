@@ -105,6 +105,6 @@ def test_windows_bound_a_batch_by_its_windows() -> None:
     assert len(windowed.select(q, 0.0)) == 101
     # A chunk between windows counts its later window (3.4 s: 136 frames).
     started = pend(101, 0.0, phonemes=200)
-    started.windows = object()
+    started.cursor = object()  # type: ignore[assignment]
     assert windowed.size(started) == pytest.approx(136)
     assert windowed.size(q[100]) == q[100].size  # shorter than a window: its own length

@@ -15,9 +15,9 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from realtime.engine.model import KModel, SynthItem
-from realtime.engine.model.layers import Pad
-from realtime.engine.traffic import Traffic
+from realtime.bench.traffic import Traffic
+from realtime.model import KModel, SynthItem
+from realtime.model.layers import Pad
 from tests.conftest import TINY_VOCAB, tiny_model
 
 # Ops whose result the host must wait for: a scalar read (item, bool, int), or an output whose

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from realtime.bench.quality import mel_distance_db
 from realtime.engine.buckets import Buckets
-from realtime.engine.engine import Engine
+from realtime.engine.loop import Engine
 from realtime.engine.policy import EDFPolicy
-from realtime.engine.registry import LoadedModel
 from realtime.engine.request import ChunkRequest
-from realtime.engine.runner import ModelRunner
+from realtime.engine.runner.runner import ModelRunner
 from realtime.errors import ConfigError, InputError, VoiceError
-from realtime.quality import mel_distance_db
+from realtime.weights.registry import LoadedModel
 from tests.conftest import tiny_loaded
 
 
@@ -109,9 +109,9 @@ def test_cpu_fused_norms_switch_the_model_and_need_a_compiler(
     compile itself happens at the first forward: tests/engine/test_fused.py); with no C++
     compiler, or no Python headers, it is refused, saying what is missing and what to do."""
     from realtime.config import EngineConfig
-    from realtime.engine import runner
-    from realtime.engine.model.decoder import AdaINResBlock1
-    from realtime.engine.runner import cpu_compile_missing, cxx_compiler
+    from realtime.engine.runner import runner
+    from realtime.engine.runner.runner import cpu_compile_missing, cxx_compiler
+    from realtime.model.decoder import AdaINResBlock1
 
     assert EngineConfig().cpu_fused_norms
     blocks = [m for m in lm.model.modules() if isinstance(m, AdaINResBlock1)]
@@ -141,7 +141,7 @@ def test_cpu_fft_switches_the_models_wide_convolutions(lm: LoadedModel,
     thresholds lowered); under bfloat16 autocast the FFT path is not taken, so nothing is
     kept for it."""
     from realtime.config import EngineConfig
-    from realtime.engine.model import layers
+    from realtime.model import layers
 
     assert EngineConfig().cpu_fft
     monkeypatch.setattr(layers, "CPU_CONV_FFT_TAPS", 3)

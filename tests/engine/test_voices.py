@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.engine.voices import VoiceLibrary, parse_blend
 from realtime.errors import ModelFileError, VoiceError
+from realtime.weights.voices import VoiceLibrary, parse_blend
 
 
 @pytest.fixture

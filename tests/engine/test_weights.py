@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from realtime.engine.model import KModel, KModelConfig
-from realtime.engine.voices import VoiceLibrary
-from realtime.engine.weights import (
+from realtime.errors import ConfigError, ModelFileError, StateDictMismatch
+from realtime.model import KModel, KModelConfig
+from realtime.weights.checkpoint import (
     CONFIG_FILE,
     VOICES_DIR,
     WEIGHTS_FILE,
@@ -18,7 +18,7 @@ from realtime.engine.weights import (
     read_checkpoint,
     write_model_dir,
 )
-from realtime.errors import ConfigError, ModelFileError, StateDictMismatch
+from realtime.weights.voices import VoiceLibrary
 from tests.conftest import tiny_model
 
 

@@ -4,7 +4,7 @@ runner and the engine delivering a chunk in pieces (and cutting it off on cancel
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from itertools import pairwise
 from typing import Any
@@ -12,14 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from realtime.engine.engine import Engine
-from realtime.engine.model.windows import Piece, WindowPlan, decode_windows, start_windows
+from realtime.bench.quality import mel_distance_db
+from realtime.engine.batch import Piece
+from realtime.engine.loop import Engine
 from realtime.engine.policy import EDFPolicy
-from realtime.engine.registry import LoadedModel
 from realtime.engine.request import ChunkRequest, ChunkResult
-from realtime.engine.runner import ModelRunner
+from realtime.engine.runner.runner import ModelRunner
+from realtime.engine.runner.windows import WindowPlan, decode_windows, start_windows
 from realtime.errors import ChunkCancelled, ConfigError
-from realtime.quality import mel_distance_db
+from realtime.weights.registry import LoadedModel
 from tests.conftest import chunk_pieces, tiny_loaded
 
 LONG = "sʌmtɪŋ lɑŋə ðæn ðə ʌðəz, wɪð ə kɑmə ænd mɔ wədz, ænd ə fu mɔ æftə ðæt."
@@ -195,7 +196,7 @@ class GatedPieces:
     """A windowed runner whose windows wait for a gate each: a cancel between them, and the
     order in which windows run. A cursor is [text, next window]."""
 
-    windows = True
+    adaptive = False
 
     def __init__(self) -> None:
         self.gate = threading.Semaphore(0)
@@ -207,13 +208,10 @@ class GatedPieces:
     def prepare(self, request: ChunkRequest) -> None:
         pass
 
-    def run(self, batch: Sequence[ChunkRequest]) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        return [(i, np.zeros(4, np.float32), np.ones(3, np.int64)) for i in range(len(batch))]
-
-    def start_windows(self, batch: Sequence[ChunkRequest]) -> list[list[Any]]:
+    def start(self, batch: Sequence[ChunkRequest]) -> list[list[Any]]:
         return [[r.phonemes, 0] for r in batch]
 
-    def next_pieces(self, cursors: Sequence[list[Any]]) -> list[Piece]:
+    def step(self, cursors: Sequence[list[Any]]) -> Iterator[tuple[int, Piece]]:
         self.waiting.set()
         assert self.gate.acquire(timeout=10)
         self.waiting.clear()
@@ -226,7 +224,7 @@ class GatedPieces:
             self.order.append((c[0], i))
             out.append(Piece(np.full(10, i, np.float32),
                              np.ones(3, np.int64) if i == 0 else None, i == 4))
-        return out
+        return enumerate(out)
 
     def warm_up(self) -> None:
         pass

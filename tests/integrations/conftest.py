@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from realtime.engine.registry import LoadedModel
-from realtime.engine.tiny import build_tiny
+from realtime.weights.registry import LoadedModel
+from realtime.weights.tiny import build_tiny
 from tests.server.conftest import Running, start_server, stop_server, tiny_config_for_tests
 
 API_KEY = "test-key"

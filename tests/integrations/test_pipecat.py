@@ -34,12 +34,12 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from load_tests.corpus import SENTENCES
 from realtime.client import RealtimeClient
+from realtime.client.failover import Reconnect
 from realtime.config import EngineConfig, ServerConfig
-from realtime.engine.registry import LoadedModel
-from realtime.engine.tiny import build_tiny
-from realtime.failover import Reconnect
 from realtime.integrations.common import ServerError
 from realtime.integrations.pipecat import RealtimeTTSService
+from realtime.weights.registry import LoadedModel
+from realtime.weights.tiny import build_tiny
 from tests.integrations.conftest import API_KEY, serve, ws_url
 from tests.server.conftest import Running, start_server, stop_server
 

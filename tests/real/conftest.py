@@ -18,12 +18,12 @@ import torch
 
 from realtime.codecs.wav import write_wav
 from realtime.config import load_config
-from realtime.engine.local import build_runner
-from realtime.engine.model import SAMPLE_RATE
-from realtime.engine.registry import LoadedModel, load_model
 from realtime.engine.request import ChunkRequest
+from realtime.engine.runner.local import build_runner
+from realtime.model import SAMPLE_RATE
 from realtime.session.scheduler import TextScheduler
 from realtime.text.phonemize import Phonemizer
+from realtime.weights.registry import LoadedModel, load_model
 
 
 class Transcriber:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from realtime.quality import mel_distance_db
+from realtime.bench.quality import mel_distance_db
 from realtime.text.g2p import EspeakG2P
 from tests.real.conftest import Transcriber, normalise
 

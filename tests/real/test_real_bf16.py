@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from realtime.engine.runner import native_bf16
-from realtime.quality import mel_distance_db
+from realtime.bench.quality import mel_distance_db
+from realtime.engine.runner.runner import native_bf16
 from tests.real.conftest import Transcriber, normalise
 
 pytestmark = [pytest.mark.real,

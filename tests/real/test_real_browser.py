@@ -12,7 +12,7 @@ import soxr
 from playwright.sync_api import Browser
 
 from load_tests.server import ServerProcess
-from realtime.engine.model import SAMPLE_RATE
+from realtime.model import SAMPLE_RATE
 from tests.real.conftest import Transcriber, word_error_rate
 from tests.web.pages import ARTIFACTS, check_played_through, chromium, open_page, save_audio
 

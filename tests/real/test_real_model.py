@@ -16,13 +16,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from realtime.engine.embedded import ONNX_NAME, ensure_embedded_model
-from realtime.engine.registry import LoadedModel, load_model
-from realtime.engine.weights import CONFIG_FILE, VOICES_DIR, WEIGHTS_FILE
 from realtime.text.g2p import EspeakG2P
 from realtime.text.normalize import normalize
 from realtime.text.phonemize import Phonemizer
 from realtime.voice_names import voice_info
+from realtime.weights.checkpoint import CONFIG_FILE, VOICES_DIR, WEIGHTS_FILE
+from realtime.weights.embedded import ONNX_NAME, ensure_embedded_model
+from realtime.weights.registry import LoadedModel, load_model
 from tests.real.conftest import Speaker, Transcriber, normalise, word_error_rate
 
 pytestmark = pytest.mark.real
@@ -158,7 +158,7 @@ def test_intelligible_english(served: Speaker, transcribe: Transcriber, tmp_path
 
 
 def test_interrupted_import_leaves_no_cache(tmp_path: Path) -> None:
-    code = ("import sys; from pathlib import Path; from realtime.engine.embedded import "
+    code = ("import sys; from pathlib import Path; from realtime.weights.embedded import "
             "ensure_embedded_model; ensure_embedded_model(Path(sys.argv[1]), show_progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)])
     target = tmp_path / "kokoro-v1.0-int8"
@@ -205,7 +205,7 @@ def test_cli_reports_bad_voice_clearly(real_cache: Path, tmp_path: Path) -> None
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, inside inductor
 def test_bench_reports_both_engines(real: LoadedModel, real_cache: Path, g2p: EspeakG2P) -> None:
-    from realtime.bench import bench_single_stream, report
+    from realtime.bench.single import bench_single_stream, report
 
     try:  # as `realtime bench --single` runs it: the norm-and-Snake pairs compiled
         result = bench_single_stream(real, g2p("A short benchmark sentence."), "jf_alpha", 1.0,

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.engine.model.kmodel import SynthItem
-from realtime.engine.model.windows import (
+from realtime.bench.quality import mel_distance_db
+from realtime.engine.runner.windows import (
     Piece,
     WindowPlan,
     decode_windows,
     next_pieces,
     start_windows,
 )
-from realtime.quality import mel_distance_db
+from realtime.model.kmodel import SynthItem
 from tests.real.conftest import Transcriber, normalise
 
 pytestmark = pytest.mark.real

@@ -23,10 +23,12 @@ import uvicorn
 
 from load_tests.server import free_port
 from realtime.config import EngineConfig, ServerConfig
-from realtime.engine.registry import LoadedModel
-from realtime.engine.tiny import build_tiny
-from realtime.server.app import AppState, DrainingServer, create_app
+from realtime.engine.runner.local import local_engine
+from realtime.server.app import DrainingServer, create_app
+from realtime.server.state import AppState
 from realtime.server.ws import keepalive
+from realtime.weights.registry import LoadedModel
+from realtime.weights.tiny import build_tiny
 
 
 def tiny_kokoro(seed: int = 0) -> LoadedModel:
@@ -95,7 +97,7 @@ def start_server(config: ServerConfig, loader: Callable[[ServerConfig], LoadedMo
                  port: int | None = None) -> Running:
     """The app on uvicorn in a thread, on ``port`` (default: a free one)."""
     port = port or free_port()
-    app = create_app(config, loader)
+    app = create_app(config, local_engine(loader))
     ping = keepalive(config)
     server = DrainingServer(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", ws="websockets-sansio",

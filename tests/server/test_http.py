@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from realtime.config import ServerConfig
-from realtime.engine.registry import LoadedModel
 from realtime.errors import ModelFileError
+from realtime.weights.registry import LoadedModel
 from tests.server.conftest import (
     Running,
     start_server,

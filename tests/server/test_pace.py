@@ -8,7 +8,7 @@ import pytest
 from realtime.config import ServerConfig
 from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.errors import ConfigError
-from realtime.server.pace import CPU_START, MARGIN, MOST, Pace
+from realtime.server.pace import CPU_START, MARGIN, MOST, ChunkPace
 
 
 def result(audio_s: float, queued_s: float, inference_s: float) -> ChunkResult:
@@ -18,14 +18,14 @@ def result(audio_s: float, queued_s: float, inference_s: float) -> ChunkResult:
 
 
 def test_settings() -> None:
-    assert Pace("off").plan_rtf() is None
-    assert Pace("0.5").plan_rtf() == 0.5
-    assert Pace("auto", "cpu").plan_rtf() == CPU_START  # before anything was measured
-    assert Pace("auto", "cuda").plan_rtf() is None
+    assert ChunkPace("off").plan_rtf() is None
+    assert ChunkPace("0.5").plan_rtf() == 0.5
+    assert ChunkPace("auto", "cpu").plan_rtf() == CPU_START  # before anything was measured
+    assert ChunkPace("auto", "cuda").plan_rtf() is None
 
 
 def test_auto_follows_the_measured_factor_with_a_margin() -> None:
-    pace = Pace("auto", "cpu")
+    pace = ChunkPace("auto", "cpu")
     for _ in range(40):
         pace.observe(result(2.0, 0.2, 0.8))  # (0.2 + 0.8) / 2 = 0.5
     assert pace.plan_rtf() == pytest.approx(0.5 * MARGIN)
@@ -34,7 +34,7 @@ def test_auto_follows_the_measured_factor_with_a_margin() -> None:
     assert pace.plan_rtf() == MOST
     pace.observe(result(0.0, 1.0, 1.0))  # no audio: ignored
     assert pace.plan_rtf() == MOST
-    fast = Pace("auto", "cpu")  # e.g. the tiny model, or a GPU: no plan needed
+    fast = ChunkPace("auto", "cpu")  # e.g. the tiny model, or a GPU: no plan needed
     fast.observe(result(3.0, 0.0, 0.03))
     assert fast.plan_rtf() is None
 

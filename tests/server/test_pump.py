@@ -9,10 +9,10 @@ from typing import Any
 import msgpack
 
 from realtime.config import ServerConfig
-from realtime.engine.engine import Engine
+from realtime.engine.loop import Engine
 from realtime.engine.policy import EDFPolicy
-from realtime.engine.runner import ModelRunner
-from realtime.server.app import AppState
+from realtime.engine.runner.runner import ModelRunner
+from realtime.server.state import AppState
 from realtime.server.ws import SessionPump, keepalive, session_settings
 from realtime.text.phonemize import Phonemizer
 from tests.server.conftest import tiny_config_for_tests, tiny_kokoro

@@ -14,17 +14,17 @@ import pytest
 import torch
 
 from realtime.codecs.wav import pcm16
-from realtime.engine.engine import Engine
 from realtime.engine.info import ModelInfo
+from realtime.engine.loop import Engine
 from realtime.engine.policy import EDFPolicy
-from realtime.engine.registry import LoadedModel
 from realtime.engine.request import ChunkRequest, ChunkResult
-from realtime.engine.runner import ModelRunner
+from realtime.engine.runner.runner import ModelRunner
 from realtime.errors import ChunkCancelled, EngineBusy, InputError, RealtimeError, VoiceError
 from realtime.server.utterance import Utterance, speak, synthesize
 from realtime.session.messages import MessageError
 from realtime.session.scheduler import Chunk, TextScheduler
 from realtime.text.phonemize import Phonemizer
+from realtime.weights.registry import LoadedModel
 from tests.server.conftest import tiny_kokoro
 
 TEXT = ("Hello there! Your order of $4.50 shipped on 3/14, and it should arrive soon. "

@@ -14,7 +14,7 @@ import pytest
 import websockets
 
 from realtime.client import RealtimeClient
-from realtime.server.app import AppState
+from realtime.server.state import AppState
 from tests.server.conftest import start_server, stop_server, tiny_config_for_tests, tiny_kokoro
 
 MAX_LEAD_S = 0.5

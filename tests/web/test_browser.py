@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser
 
-from realtime.engine.registry import LoadedModel
-from realtime.engine.tiny import build_tiny
+from realtime.weights.registry import LoadedModel
+from realtime.weights.tiny import build_tiny
 from tests.server.conftest import Running, start_server, stop_server, tiny_config_for_tests
 from tests.web.pages import (
     ARTIFACTS,

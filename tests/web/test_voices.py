@@ -14,9 +14,9 @@ import pytest
 import torch
 from playwright.sync_api import Browser, BrowserContext, WebSocketRoute
 
-from realtime.engine.registry import LoadedModel
-from realtime.engine.tiny import build_tiny
-from realtime.engine.voices import VoiceLibrary
+from realtime.weights.registry import LoadedModel
+from realtime.weights.tiny import build_tiny
+from realtime.weights.voices import VoiceLibrary
 from tests.server.conftest import Running, start_server, stop_server, tiny_config_for_tests
 from tests.web.pages import PageRun, chromium, open_page
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from livekit import rtc
@@ -23,18 +23,16 @@ from realtime.text.languages import AUTO
 
 from . import deadline
 from .errors import from_http
+from .host import Host
 from .stream import FRAME_SIZE_MS, GAP_S
-
-if TYPE_CHECKING:
-    from .tts import TTS
 
 
 class ChunkedStream(tts.ChunkedStream):
     """One ``synthesize()`` request; LiveKit iterates it for ``SynthesizedAudio``."""
 
-    def __init__(self, *, tts: TTS, input_text: str, conn_options: APIConnectOptions) -> None:
+    def __init__(self, *, tts: Host, input_text: str, conn_options: APIConnectOptions) -> None:
         super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
-        self._tts: TTS = tts
+        self._tts: Host = tts
         self._opts = tts._opts
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:

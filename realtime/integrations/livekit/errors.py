@@ -22,7 +22,7 @@ from typing import Any
 
 from livekit.agents import APIConnectionError, APIStatusError
 
-from realtime.failover import RECONNECT_CODES, RETRY_STATUSES
+from realtime.client.failover import RECONNECT_CODES, RETRY_STATUSES
 from realtime.integrations.common import ServerError
 
 from .pool import ConnectionLost

@@ -5,7 +5,7 @@ Each ``Connection`` has one reader task that routes every server message by ``co
 that context's queue, and a keepalive task that sends a protocol ``ping`` when nothing was sent
 for a third of the server's idle timeout. A lost connection puts a ``ConnectionLost`` into every
 open context's queue and leaves the pool; the next stream opens a fresh one, after a backoff
-taken from ``realtime.failover.Reconnect``. Nothing here imports LiveKit: the TTS maps these
+taken from ``realtime.client.failover.Reconnect``. Nothing here imports LiveKit: the TTS maps these
 outcomes to LiveKit's errors.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import websockets
 
 from realtime.client import RealtimeClient
-from realtime.failover import ABNORMAL_CLOSE, RECONNECT_CODES, Reconnect
+from realtime.client.failover import ABNORMAL_CLOSE, RECONNECT_CODES, Reconnect
 from realtime.integrations.common import RateBucket
 
 log = logging.getLogger("realtime.integrations.livekit")

@@ -26,7 +26,7 @@ import asyncio
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from livekit.agents import APITimeoutError, tts, utils
 from livekit.agents.types import APIConnectOptions, TimedString
@@ -35,10 +35,8 @@ from realtime.integrations.common import word_times
 
 from . import deadline
 from .errors import from_lost, from_message
+from .host import Host, Options
 from .pool import Connection, ConnectionLost, Routed
-
-if TYPE_CHECKING:
-    from .tts import TTS, Options
 
 FRAME_SIZE_MS = 200  # LiveKit's frames (the emitter merges a 10 ms tail: at most 210 ms)
 GAP_S = 30.0  # the bound between two messages once the first after a flush or end came
@@ -99,9 +97,9 @@ class SynthesizeStream(tts.SynthesizeStream):
     """A streaming synthesis (from ``TTS.stream()``); LiveKit drives it with ``push_text``,
     ``flush``, ``end_input`` and ``aclose`` (barge-in: our ``cancel``, no frame after it)."""
 
-    def __init__(self, *, tts: TTS, conn_options: APIConnectOptions) -> None:
+    def __init__(self, *, tts: Host, conn_options: APIConnectOptions) -> None:
         super().__init__(tts=tts, conn_options=conn_options)
-        self._tts: TTS = tts
+        self._tts: Host = tts
         self._opts: Options = tts._opts
         self._live: _Context | None = None
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 import weakref
-from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import websockets
-from livekit.agents import APIConnectionError, APITimeoutError, tts
+from livekit.agents import tts
 from livekit.agents.types import (
     DEFAULT_API_CONNECT_OPTIONS,
     NOT_GIVEN,
@@ -21,14 +19,14 @@ from livekit.agents.types import (
 )
 from livekit.agents.utils import is_given
 
-from realtime.failover import Reconnect
-from realtime.integrations.common import PCM16_RATES, connect_headers, refusal, server_language
+from realtime.client.failover import Reconnect
+from realtime.integrations.common import PCM16_RATES, connect_headers, server_language
 from realtime.kokoro import MAX_SPEED, MIN_SPEED
 
 from . import deadline
 from .chunked import ChunkedStream
-from .errors import from_lost, from_refusal
-from .pool import Connection, ConnectionLost, ConnectionPool, Routed
+from .host import Host, Options
+from .pool import ConnectionPool
 from .stream import SynthesizeStream
 
 log = logging.getLogger("realtime.integrations.livekit")
@@ -38,15 +36,7 @@ API_KEY_ENV = "REALTIME_API_KEY"
 PCM_RATES = PCM16_RATES
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
-    voice: str
-    speed: float
-    language: str  # ours: auto, en-us, ...
-    sample_rate: int
-
-
-class TTS(tts.TTS):
+class TTS(Host):
     """Streaming TTS from a ``realtime`` server, with word-aligned transcripts.
 
     Args:
@@ -150,40 +140,6 @@ class TTS(tts.TTS):
         if self._own_session is not None:
             await self._own_session.close()
             self._own_session = None
-
-    # -- for the streams -----------------------------------------------------------------------
-    async def _acquire(self, context_id: str, conn_options: APIConnectOptions
-                       ) -> tuple[Connection, asyncio.Queue[Routed], bool, float]:
-        """A pooled connection for one more context: (connection, the context's queue,
-        reused, seconds waited), or the LiveKit error for why not."""
-        began = time.perf_counter()
-        try:
-            conn, queue, reused = await deadline.within(
-                self._pool.acquire(context_id), conn_options.timeout,
-                abandon=lambda got: got[0].close(context_id, cancel=False))
-        except asyncio.TimeoutError as e:
-            raise APITimeoutError(f"realtime: no session from {self._url} in "
-                                  f"{conn_options.timeout:g} s") from e
-        except ConnectionLost as e:
-            raise from_lost(e) from e
-        except (OSError, websockets.WebSocketException) as e:
-            if (refused := refusal(e)) is not None:
-                raise from_refusal(refused) from e
-            raise APIConnectionError(f"realtime: cannot connect to {self._url}: {e!r}") from e
-        model = conn.client.ready.get("model")
-        if isinstance(model, str) and model:
-            self._model = model
-        return conn, queue, reused, time.perf_counter() - began
-
-    def _headers(self) -> dict[str, str] | None:
-        return connect_headers(self._api_key)
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is not None:
-            return self._session
-        if self._own_session is None:
-            self._own_session = aiohttp.ClientSession()
-        return self._own_session
 
 
 def speech_url(url: str) -> str:

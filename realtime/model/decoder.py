@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import SAMPLE_RATE, ISTFTNetConfig
-from .layers import (
+from realtime.model.config import SAMPLE_RATE, ISTFTNetConfig
+from realtime.model.layers import (
     EPS,
     AdaIN1d,
     AdainResBlk1d,

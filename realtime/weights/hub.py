@@ -25,9 +25,8 @@ from huggingface_hub.utils import httpx
 from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
 
 from realtime.errors import ModelDownloadError, ModelFileError
-
-from .embedded import default_cache_dir
-from .weights import CONFIG_FILE, VOICES_DIR, WEIGHTS_FILE
+from realtime.weights.checkpoint import CONFIG_FILE, VOICES_DIR, WEIGHTS_FILE
+from realtime.weights.embedded import default_cache_dir
 
 log = logging.getLogger("realtime.engine")
 

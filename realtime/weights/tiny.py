@@ -17,9 +17,9 @@ from typing import cast
 
 import torch
 
-from .embedded import KOKORO_V1_CONFIG, embedded_config
-from .model import KModel, KModelConfig
-from .voices import VoiceLibrary
+from realtime.model import KModel, KModelConfig
+from realtime.weights.embedded import KOKORO_V1_CONFIG, embedded_config
+from realtime.weights.voices import VoiceLibrary
 
 # The smallest KModel shape that exercises every layer (the vocab is added by the caller).
 TINY_CONFIG: dict[str, object] = {

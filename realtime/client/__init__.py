@@ -61,7 +61,7 @@ import msgpack
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from realtime.failover import (
+from realtime.client.failover import (
     ABNORMAL_CLOSE,
     RECONNECT_CODES,
     RETRY_STATUSES,

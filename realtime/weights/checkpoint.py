@@ -19,8 +19,7 @@ import torch
 from torch import Tensor
 
 from realtime.errors import ModelFileError, StateDictMismatch
-
-from .model import KModel, KModelConfig
+from realtime.model import KModel, KModelConfig
 
 WEIGHTS_FILE = "kokoro-v1_0.pth"
 CONFIG_FILE = "config.json"

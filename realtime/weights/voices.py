@@ -18,11 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from realtime.errors import ModelFileError
+from realtime.errors import ModelFileError, unknown_voice
 from realtime.voice_names import VoiceInfo, parse_blend, voice_info
-
-from .info import unknown_voice
-from .weights import torch_load
+from realtime.weights.checkpoint import torch_load
 
 __all__ = ["PACKAGED_VOICES", "VoiceLibrary", "load_npz", "packaged_voices", "parse_blend"]
 
@@ -132,7 +130,7 @@ def load_npz(file: Path) -> dict[str, np.ndarray]:
 
 def packaged_voices() -> dict[str, np.ndarray]:
     """The 41 official v1.0 packs shipped with realtime (English and the espeak-ng languages)."""
-    path = Path(str(resources.files("realtime.engine") / "data" / PACKAGED_VOICES))
+    path = Path(str(resources.files("realtime.weights") / "data" / PACKAGED_VOICES))
     if not path.is_file():
         raise ModelFileError(f"the packaged voices are missing ({path}); reinstall realtime")
     return load_npz(path)

@@ -28,11 +28,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from realtime.engine.buckets import Buckets
 from realtime.errors import ConfigError
-
-from .buckets import Buckets
-from .model import KModel, KOutput, SynthItem
-from .model.kmodel import BatchInputs, TextSide
+from realtime.model import KModel, KOutput, SynthItem
+from realtime.model.kmodel import BatchInputs, TextSide
 
 log = logging.getLogger("realtime.engine")
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .layers import AdainResBlk1d, AdaLayerNorm, ChannelLayerNorm, Pad, WNConv1d, run_lstm, zero_pad
+from realtime.model.layers import (
+    AdainResBlk1d,
+    AdaLayerNorm,
+    ChannelLayerNorm,
+    Pad,
+    WNConv1d,
+    run_lstm,
+    zero_pad,
+)
 
 
 def _masked(x: Tensor, mask: Tensor | None) -> Tensor:

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from realtime.engine.batch import Piece
 from realtime.errors import ConfigError
-
-from .config import SAMPLE_RATE
-from .kmodel import KModel, SynthItem
-from .layers import Pad, zero_pad_
+from realtime.model.config import SAMPLE_RATE
+from realtime.model.kmodel import KModel, SynthItem
+from realtime.model.layers import Pad, zero_pad_
 
 __all__ = ["Cursor", "Front", "Piece", "WindowPlan", "decode_windows", "next_pieces",
            "start_windows"]
@@ -102,16 +102,6 @@ class WindowPlan:
     def _following(self, size: int, later: int) -> int:
         """The window after one of ``size`` frames (``later``: a later window's frames)."""
         return later if not self.growth else min(later, round(self.growth * size))
-
-
-@dataclass(frozen=True, slots=True)
-class Piece:
-    """Part of a chunk's audio (float32, 24 kHz). ``durations`` (the whole chunk's, as
-    ``KOutput.durations``) come with the first piece; ``last`` marks the final one."""
-
-    audio: np.ndarray
-    durations: np.ndarray | None
-    last: bool
 
 
 @dataclass(eq=False, slots=True)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import PLBertConfig
+from realtime.model.config import PLBertConfig
 
 EMBEDDING_SIZE = 128  # ALBERT's default; Kokoro's config does not set it
 TOKEN_TYPES = 2

@@ -17,19 +17,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from realtime.engine.batch import Runner
+from realtime.engine.info import EngineStats, ModelInfo
+from realtime.engine.pace import GeneratorPace, fit_windows
+from realtime.engine.policy import Policy
+from realtime.engine.request import ChunkRequest, ChunkResult, Pending, joined
 from realtime.errors import ChunkCancelled, EngineBusy, EngineStopped, RealtimeError
-
-from .info import EngineStats, ModelInfo
-from .pace import Pace, fit_windows
-from .policy import Policy
-from .request import ChunkRequest, ChunkResult, Pending, joined
-
-if TYPE_CHECKING:
-    from .runner import Runner
 
 log = logging.getLogger("realtime.engine")
 
@@ -63,7 +59,7 @@ class Engine:
         self._cancelled = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._pace = Pace()  # the generator's speed over windows (an adaptive window plan)
+        self._pace = GeneratorPace()  # the generator's speed over windows (an adaptive window plan)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, warm_up: bool = True) -> None:
@@ -162,25 +158,17 @@ class Engine:
     def watch(self, callback: Callable[[bool, str], None]) -> None:
         """An engine in this process is never lost and found again: nothing to report."""
 
-    def _windowed(self) -> bool:
-        return (getattr(self.runner, "windows", None) is not None
-                and hasattr(self.runner, "next_pieces"))
-
     def _run(self, batch: list[Pending], number: int) -> None:
-        """Run a batch, delivering each chunk as soon as the runner yields it; with windowed
-        decoding, one window of each chunk in the batch (``_run_windows``)."""
+        """One window of every chunk in the batch, as one padded batch (a chunk decoded whole
+        is one window): new chunks are started (the work before the generator, together), then
+        each chunk's next window decoded beside the others' and delivered as a piece as soon as
+        the runner yields it. Until its last, a chunk goes back to the queue due when the audio
+        sent so far runs out, so that another context's first window (due now) can run before
+        its next one, or beside it."""
         start = self.clock()
         self._batch_started = start
         try:
-            if self._windowed():
-                self._run_windows(batch, number, start)
-                return
-            delivered = 0
-            for index, audio, durations in self.runner.run([p.request for p in batch]):
-                self._deliver(batch[index], audio, durations, True, number, len(batch), start)
-                delivered += 1
-            if delivered != len(batch):
-                raise RuntimeError(f"the runner gave {delivered} results for {len(batch)} chunks")
+            self._step(batch, number, start)
         except Exception as exc:  # the batch's owners get the error; the loop carries on
             log.exception("batch %d of %d chunks failed", number, len(batch))
             err = exc if isinstance(exc, RealtimeError) else RealtimeError(
@@ -193,37 +181,32 @@ class Engine:
                 self._running = []
                 self._batch_started = None
 
-    def _run_windows(self, batch: list[Pending], number: int, start: float) -> None:
-        """One window of every chunk in the batch, as one padded batch: new chunks are started
-        (the work before the generator, together), then each chunk's next window decoded
-        beside the others' and delivered as a piece. Until its last, a chunk goes back to the
-        queue due when the audio sent so far runs out, so that another context's first window
-        (due now) can run before its next one, or beside it."""
-        runner: Any = self.runner
-        new = [p for p in batch if p.windows is None]
+    def _step(self, batch: list[Pending], number: int, start: float) -> None:
+        runner = self.runner
+        new = [p for p in batch if p.cursor is None]
         if new:
-            cursors = runner.start_windows([p.request for p in new])
+            cursors = runner.start([p.request for p in new])
             for p, cursor in zip(new, cursors, strict=True):
-                p.windows, p.started = cursor, start
-        adaptive = getattr(runner.windows, "adaptive", False)
+                p.cursor, p.started = cursor, start
+        started = [(p, p.cursor) for p in batch if p.cursor is not None]
+        if len(started) != len(batch):
+            raise RuntimeError(f"the runner started {len(new)} of {len(batch)} chunks")
+        adaptive = runner.adaptive
         if adaptive:  # later windows cut to what the measured pace makes in time
             now = self.clock()
-            later = [p for p in batch if p.windows.index > 0]
+            later = [(p, c) for p, c in started if c.index > 0]
             if later:
-                fit_windows([p.windows for p in later], [p.played_until() - now for p in later],
+                fit_windows([c for _, c in later], [p.played_until() - now for p, _ in later],
                             self._pace, len(batch))
-            width = max(hi - lo for lo, hi in (p.windows.bounds() for p in batch))
+            width = max(hi - lo for lo, hi in (c.bounds() for _, c in started))
         began = self.clock()
-        pieces = runner.next_pieces([p.windows for p in batch])
-        if adaptive:
-            self._pace.observe(self.clock() - began, len(batch) * width,
-                               first=len(later) < len(batch))
-        if len(pieces) != len(batch):
-            raise RuntimeError(f"the runner gave {len(pieces)} pieces for {len(batch)} chunks")
-        for p, piece in zip(batch, pieces, strict=True):
+        delivered = 0
+        for index, piece in runner.step([c for _, c in started]):
+            p = batch[index]
             durations = piece.durations if piece.durations is not None else _NO_DURATIONS
             self._deliver(p, piece.audio, durations, piece.last, number, len(batch),
                           p.started or start)
+            delivered += 1
             if piece.last:
                 continue
             with self._cond:
@@ -233,6 +216,11 @@ class Engine:
                     continue
                 p.resume_by = p.played_until()
                 self._queue.append(p)
+        if adaptive:
+            self._pace.observe(self.clock() - began, len(batch) * width,
+                               first=len(later) < len(batch))
+        if delivered != len(batch):
+            raise RuntimeError(f"the runner gave {delivered} pieces for {len(batch)} chunks")
 
     def _deliver(self, p: Pending, audio: np.ndarray, durations: np.ndarray, last: bool,
                  number: int, size: int, start: float) -> None:

@@ -9,30 +9,36 @@ import os
 import shutil
 import sysconfig
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
-import numpy as np
 import torch
 
+from realtime.engine.batch import Cursor, Piece, RunOutput, WholeChunks
+from realtime.engine.info import ModelInfo
+from realtime.engine.request import ChunkRequest
+from realtime.engine.runner.graphs import Buckets, StaticForward, describe
+from realtime.engine.runner.windows import Cursor as WindowCursor
+from realtime.engine.runner.windows import WindowPlan, next_pieces, start_windows
 from realtime.errors import ConfigError
-
-from .graphs import Buckets, StaticForward, describe
-from .model.kmodel import KModel, SynthItem
-from .model.windows import Cursor, Piece, WindowPlan, next_pieces, start_windows
-from .registry import LoadedModel
-from .request import ChunkRequest
+from realtime.model.kmodel import KModel, SynthItem
+from realtime.weights.registry import LoadedModel
 
 log = logging.getLogger("realtime.engine")
 
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 _DTYPES: dict[str, torch.dtype] = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
-RunOutput = tuple[int, np.ndarray, np.ndarray]  # index in the batch, audio, durations
-
 WARM_UP_PHONEMES = ("hˈɛlO.", "ðɪs ɪz ə wˈɔɹm ˈʌp sˈɛntəns, ʤˈʌst tə ɡˈɛt ðə kˈɛɹnᵊlz ɹˈɛdi.")
+
+
+def model_info(lm: LoadedModel) -> ModelInfo:
+    """The model as sessions see it (no tensors: for a process without torch too)."""
+    return ModelInfo(lm.name, tuple(lm.voices.names), lm.default_voice,
+                     frozenset(lm.model.config.vocab), str(lm.device),
+                     lm.model.config.frame_samples)
 
 
 def cxx_compiler() -> str | None:
@@ -101,21 +107,8 @@ def default_dtype(device: torch.device) -> DType:
     return "bfloat16" if native_bf16() else "float32"
 
 
-class Runner(Protocol):
-    def prepare(self, request: ChunkRequest) -> None:
-        """Validate a request before it is queued (raise InputError / VoiceError)."""
-        ...
 
-    def run(self, batch: Sequence[ChunkRequest]) -> Iterable[RunOutput]:
-        """``(index in batch, audio float32 24 kHz, durations int64)`` for every request, each
-        as soon as it is ready (a generator lets the engine deliver early items early)."""
-        ...
-
-    def warm_up(self) -> None:
-        ...
-
-
-class ModelRunner:
+class ModelRunner(WholeChunks):
     """Runs batches on a loaded KModel, one pass per batch.
 
     ``dtype``: ``auto`` (float16 on CUDA; on a CPU bfloat16 where it has bfloat16 arithmetic,
@@ -173,23 +166,43 @@ class ModelRunner:
             use_fused_row_norms(lm.model, cpu_fused_norms)
         self.cpu_fused_norms = cpu_fused_norms and lm.device.type == "cpu"
         self.lm = lm
-        self.info = replace(lm.info(), window_s=None if windows is None else windows.first_s)
+        self.info = replace(model_info(lm), window_s=None if windows is None else windows.first_s)
         self.dtype = dtype
         self.static = (None if graphs is None else
                        StaticForward(lm.model, graphs, lm.device.type == "cuda", self._autocast))
         self.windows = windows
 
-    def start_windows(self, batch: Sequence[ChunkRequest]) -> list[Cursor]:
-        """The work before the generator for a batch of chunks, one pass (model/windows.py):
-        a cursor per chunk, for :meth:`next_pieces`. The engine uses it when ``windows`` is
-        set: every batch is then decoded a window per chunk."""
+    @property
+    def adaptive(self) -> bool:  # type: ignore[override]
+        return self.windows is not None and self.windows.adaptive
+
+    def start(self, batch: Sequence[ChunkRequest]) -> list[Cursor]:
+        """Without a window plan, each chunk whole (one window); with one, the work before the
+        generator for the batch, one pass (``windows.py``): a cursor per chunk."""
+        if self.windows is None:
+            return super().start(batch)
+        return list(self.start_windows(batch))
+
+    def step(self, cursors: Sequence[Cursor]) -> Iterator[tuple[int, Piece]]:
+        """The next window of each chunk (started together or not), one padded batch."""
+        if self.windows is None:
+            yield from super().step(cursors)
+            return
+        mine = [c for c in cursors if isinstance(c, WindowCursor)]
+        if len(mine) != len(cursors):
+            raise TypeError("a windowed runner steps only its own cursors")
+        yield from enumerate(self.next_pieces(mine))
+
+    def start_windows(self, batch: Sequence[ChunkRequest]) -> list[WindowCursor]:
+        """The work before the generator for a batch of chunks (``windows.py``): a cursor
+        per chunk, for :meth:`next_pieces`."""
         if self.windows is None:
             raise ConfigError("this runner decodes whole chunks (no window plan)")
         items = self._items(batch)
         with self._autocast():
             return start_windows(self.lm.model, items, self.windows)
 
-    def next_pieces(self, cursors: Sequence[Cursor]) -> list[Piece]:
+    def next_pieces(self, cursors: Sequence[WindowCursor]) -> list[Piece]:
         """The next window of each chunk (started together or not), one padded batch: a piece
         each, in order."""
         with self._autocast():

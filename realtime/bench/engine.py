@@ -31,16 +31,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from realtime.engine.batch import Runner, RunOutput, WholeChunks
 from realtime.engine.buckets import Buckets
-from realtime.engine.embedded import embedded_onnx_path
-from realtime.engine.engine import Engine
-from realtime.engine.model.windows import WindowPlan
+from realtime.engine.loop import Engine
 from realtime.engine.policy import EDFPolicy, FIFOPolicy, Policy
-from realtime.engine.registry import LoadedModel
 from realtime.engine.request import ChunkRequest, joined
-from realtime.engine.runner import DType, ModelRunner, Runner, RunOutput
+from realtime.engine.runner.runner import DType, ModelRunner
+from realtime.engine.runner.windows import WindowPlan
+from realtime.weights.embedded import embedded_onnx_path
+from realtime.weights.registry import LoadedModel
 
-log = logging.getLogger("realtime.bench")
+log = logging.getLogger("realtime.bench.single")
 
 # What agents say: short acknowledgements to long explanations (the sizes vary on purpose).
 SENTENCES = (
@@ -56,7 +57,7 @@ SENTENCES = (
 )
 
 
-class OnnxRunner:
+class OnnxRunner(WholeChunks):
     """The ONNX export under onnxruntime, one chunk at a time, behind the engine's Runner face."""
 
     def __init__(self, lm: LoadedModel, threads: int, cache_dir: Path | None = None) -> None:

@@ -21,14 +21,18 @@ import torch
 import torch.fx.experimental._config as fx_config
 from torch import Tensor, nn
 
-from realtime.errors import InputError
-
-from ..info import unknown_symbols
-from .albert import Albert
-from .config import MAX_PHONEMES, KModelConfig
-from .decoder import AdaINResBlock1, Decoder, norm_snake, row_norm_snake_fused, rows_2d
-from .layers import Pad, WeightNormed, WNConv1d, time_pad, zero_pad
-from .text import ProsodyPredictor, TextEncoder
+from realtime.errors import InputError, unknown_symbols
+from realtime.model.albert import Albert
+from realtime.model.config import MAX_PHONEMES, KModelConfig
+from realtime.model.decoder import (
+    AdaINResBlock1,
+    Decoder,
+    norm_snake,
+    row_norm_snake_fused,
+    rows_2d,
+)
+from realtime.model.layers import Pad, WeightNormed, WNConv1d, time_pad, zero_pad
+from realtime.model.text import ProsodyPredictor, TextEncoder
 
 SEED_RANGE = 2**31  # seeds are taken modulo this (the harmonic source's noise hash)
 
@@ -145,7 +149,7 @@ class KModel(nn.Module):
         Each item's durations equal those it gets alone; its audio equals its audio alone to
         float rounding, which the harmonic source's phase (a running sum of F0 over the whole
         utterance) turns into sample differences, but not into differences one can hear
-        (``realtime.quality.mel_distance_db``; docs/engine.md gives the measured bound).
+        (``realtime.bench.quality.mel_distance_db``; docs/engine.md gives the measured bound).
         Host reads: the rounded durations once, the audio once.
         """
         if not items:

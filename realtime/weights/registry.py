@@ -14,15 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from realtime.catalog import DEFAULT_MODEL, MODEL_DESCRIPTIONS
 from realtime.errors import ConfigError, UnknownModelError
-
-from .catalog import DEFAULT_MODEL, MODEL_DESCRIPTIONS
-from .embedded import ensure_embedded_model
-from .info import ModelInfo
-from .model import KModel
-from .tiny import build_tiny
-from .voices import VoiceLibrary, packaged_voices
-from .weights import VOICES_DIR, load_model_dir
+from realtime.model import KModel
+from realtime.weights.checkpoint import VOICES_DIR, load_model_dir
+from realtime.weights.embedded import ensure_embedded_model
+from realtime.weights.tiny import build_tiny
+from realtime.weights.voices import VoiceLibrary, packaged_voices
 
 log = logging.getLogger("realtime.engine")
 
@@ -45,7 +43,7 @@ class ModelSpec:
 
 def _official(model_dir: Path | None, cache_dir: Path | None) -> Path:
     if model_dir is None:  # the official files from the Hugging Face hub, cached
-        from .hub import ensure_hub_model  # huggingface_hub only when it is needed
+        from realtime.weights.hub import ensure_hub_model  # huggingface_hub only when it is needed
 
         return ensure_hub_model(cache_dir)
     return model_dir
@@ -87,11 +85,6 @@ class LoadedModel:
     def device(self) -> torch.device:
         return self.model.device
 
-    def info(self) -> ModelInfo:
-        """The model as sessions see it (no tensors: for a process without torch too)."""
-        return ModelInfo(self.name, tuple(self.voices.names), self.default_voice,
-                         frozenset(self.model.config.vocab), str(self.device),
-                         self.model.config.frame_samples)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from realtime.config import EngineConfig
+from realtime.config import EngineConfig, ServerConfig
+from realtime.engine.buckets import Buckets
+from realtime.engine.client import EngineClient, EngineSource
+from realtime.engine.loop import Engine
+from realtime.engine.policy import EDFPolicy
+from realtime.engine.runner.runner import ModelRunner, default_max_batch
+from realtime.engine.runner.windows import WindowPlan
 from realtime.errors import ConfigError
-
-from .buckets import Buckets
-from .engine import Engine
-from .model.windows import WindowPlan
-from .policy import EDFPolicy
-from .registry import LoadedModel
-from .runner import ModelRunner, default_max_batch
+from realtime.weights.registry import LoadedModel, load_model
 
 log = logging.getLogger("realtime.engine")
 
@@ -66,3 +66,19 @@ def start_engine(lm: LoadedModel, cfg: EngineConfig,
                 f" (each at most {windows.growth:g}x the one before)")
              + (", later ones cut to the measured speed" if windows.adaptive else ""))
     return engine
+
+
+Loader = Callable[[ServerConfig], LoadedModel]
+
+
+def registry_loader(config: ServerConfig) -> LoadedModel:
+    """The model ``config`` names, from the registry."""
+    return load_model(config.model, config.model_dir, config.cache_dir, config.engine.device)
+
+
+def local_engine(loader: Loader = registry_loader) -> EngineSource:
+    """The app's engine in this process (``realtime.server.app.create_app``), over the model
+    ``loader`` gives."""
+    def start(config: ServerConfig, status: Callable[[str], None]) -> EngineClient:
+        return start_engine(loader(config), config.engine, status)
+    return start

@@ -35,6 +35,8 @@ import msgpack
 import numpy as np
 import zmq
 
+from realtime.engine.info import EngineStats, ModelInfo
+from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.errors import (
     ChunkCancelled,
     EngineBusy,
@@ -45,9 +47,6 @@ from realtime.errors import (
     RealtimeError,
     VoiceError,
 )
-
-from .info import EngineStats, ModelInfo
-from .request import ChunkRequest, ChunkResult
 
 log = logging.getLogger("realtime.engine")
 

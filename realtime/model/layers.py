@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .fftconv import block_length, conv1d_fft, weight_spectrum
+from realtime.model.fftconv import block_length, conv1d_fft, weight_spectrum
 
 
 def _norm_except_dim0(v: Tensor) -> Tensor:

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.engine.embedded import embedded_onnx_path
-from realtime.engine.model import SAMPLE_RATE
-from realtime.engine.registry import LoadedModel
+from realtime.model import SAMPLE_RATE
+from realtime.weights.embedded import embedded_onnx_path
+from realtime.weights.registry import LoadedModel
 
 DEFAULT_TEXT = ("Realtime turns streaming text into speech as it arrives, so a voice agent can "
                 "start talking before the language model has finished its sentence.")
@@ -65,7 +65,7 @@ def bench_single_stream(lm: LoadedModel, phonemes: str, voice: str, speed: float
     the model itself (``KModel.fuse_row_norms``), on or off."""
     import onnxruntime as ort
 
-    from realtime.engine.runner import native_bf16, use_fused_row_norms
+    from realtime.engine.runner.runner import native_bf16, use_fused_row_norms
 
     torch.set_num_threads(threads)
     model = lm.model

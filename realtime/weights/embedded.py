@@ -21,11 +21,10 @@ from tqdm import tqdm
 
 from realtime.errors import ModelFileError
 from realtime.kokoro import DATA_PACKAGE, data_file
-
-from .model import KModel, KModelConfig
-from .onnx_import import import_onnx
-from .voices import load_npz
-from .weights import WEIGHTS_FILE, remove_stale_partials, write_model_dir
+from realtime.model import KModel, KModelConfig
+from realtime.weights.checkpoint import WEIGHTS_FILE, remove_stale_partials, write_model_dir
+from realtime.weights.onnx_import import import_onnx
+from realtime.weights.voices import load_npz
 
 log = logging.getLogger("realtime.engine")
 

@@ -1,0 +1,1 @@
+"""Benchmarks: one stream, the engine, codecs, quality (log-mel distance) and memory traffic."""
