@@ -9,7 +9,7 @@ does not take within ``stall_timeout_s`` closes the session) and the timer (``po
 Pacing is the protocol's: each context's audio comes out of it no more than ``max_lead_s``
 ahead of real-time playback (``poll`` releases the rest as playback catches up), so the egress
 queue stays short and the byte water marks are only a session-wide backstop. A client that stops
-reading therefore no longer fills the kernel's buffers soon enough to block a ``send``; it is
+reading therefore does not fill the kernel's buffers soon enough to block a ``send``; it is
 caught by WebSocket pings instead (``keepalive``, uvicorn's ``ws_ping_interval`` and
 ``ws_ping_timeout``): a client library that stops reading stops answering them.
 """
@@ -145,10 +145,10 @@ class SessionPump:
 
     def close(self, code: int, reason: str) -> None:
         self.proto.close(code, reason)
+        self._execute()
 
     def open_contexts(self) -> int:
         return len(self.proto.contexts)
-        self._execute()
 
     def drain(self) -> None:
         """The server is draining: close with 1001 once nothing is left to say."""
