@@ -56,6 +56,7 @@ THREE = TWO + " Take an umbrella if you go out."
 POLICY = Reconnect(first_delay_s=0.1, max_delay_s=0.5, attempts=30, give_up_s=15.0)
 
 pytestmark = [
+    pytest.mark.e2e,
     pytest.mark.skipif(not os.access(HAPROXY, os.X_OK),
                        reason="haproxy is not installed (apt-get install haproxy; "
                               "`make install` does)"),

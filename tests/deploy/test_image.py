@@ -41,6 +41,8 @@ BASE = "docker.io/library/debian:bookworm-slim"
 IMAGE = "localhost/realtime:test"
 TOOLS = ("podman", "runc", "debootstrap")
 
+pytestmark = pytest.mark.e2e
+
 
 @dataclass
 class Podman:

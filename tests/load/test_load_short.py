@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from load_tests.__main__ import main
 from load_tests.playback import Playback
 
@@ -27,6 +29,7 @@ def test_playback_counts_an_underrun_when_the_buffer_runs_dry() -> None:
 
 def test_short_run_reports_every_session(tmp_path: Path) -> None:
     out = tmp_path / "run"
+@pytest.mark.e2e  # starts `realtime serve` as a subprocess
     assert main(["run", "-n", "3", "--barge-in", "0.5", "--out", str(out), *SHORT]) == 0
     rep = json.loads((out / "report.json").read_text())
     s = rep["sessions"]
@@ -49,6 +52,7 @@ def test_short_run_reports_every_session(tmp_path: Path) -> None:
 
 def test_short_abuse_run_leaves_normal_sessions_whole(tmp_path: Path) -> None:
     out = tmp_path / "abuse"
+@pytest.mark.e2e  # starts `realtime serve` as a subprocess
     # The slow and stopped readers take tens of seconds each: the full abuse run has them.
     kinds = "oversized,malformed_msgpack,disconnect_mid_chunk,malformed_json,oversized_huge"
     assert main(["abuse", "-n", "2", "--abusers", "3", "--kinds", kinds, "--barge-in", "0",

@@ -22,7 +22,7 @@ from realtime.engine.runner.windows import (
 from realtime.model.kmodel import SynthItem
 from tests.real.conftest import Transcriber, normalise
 
-pytestmark = pytest.mark.real
+pytestmark = [pytest.mark.real, pytest.mark.e2e]
 
 # Phonemes of the GPU check's sentences (made with our front end); the first four with more
 # than one window.

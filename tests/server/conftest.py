@@ -157,7 +157,8 @@ def tiny_config_for_tests(**overrides: object) -> ServerConfig:
                         **overrides)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module", params=["one-process", "processes"])
+@pytest.fixture(scope="module",
+                params=["one-process", pytest.param("processes", marks=pytest.mark.e2e)])
 def tiny_server(request: pytest.FixtureRequest) -> Iterator[Running]:
     """The server suites run against both shapes of the server."""
     if request.param == "processes":

@@ -19,6 +19,8 @@ import websockets
 from realtime.client import RealtimeClient
 from tests.server.conftest import Running, start_processes, stop_server, tiny_config_for_tests
 
+pytestmark = pytest.mark.e2e  # spawns the supervisor, engine and worker processes
+
 LONG = " ".join(f"This is sentence number {i}, and it goes on for a little while."
                for i in range(4))  # about 12 s of audio, sent at real time (max_lead_s)
 

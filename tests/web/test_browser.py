@@ -27,6 +27,8 @@ from tests.web.pages import (
     save_audio,
 )
 
+pytestmark = pytest.mark.e2e  # a real Chromium
+
 
 @pytest.fixture(scope="module")
 def model() -> LoadedModel:

@@ -20,6 +20,8 @@ from realtime.weights.voices import VoiceLibrary
 from tests.server.conftest import Running, start_server, stop_server, tiny_config_for_tests
 from tests.web.pages import PageRun, chromium, open_page
 
+pytestmark = pytest.mark.e2e  # a real Chromium
+
 NAMES = ("af_heart", "am_adam", "bf_emma", "ef_dora", "jf_alpha", "narrator")
 DEFAULT = "bf_emma"  # not the first family alphabetically: its family must still come first
 FAMILIES = [
