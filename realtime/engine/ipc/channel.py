@@ -29,13 +29,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import Any
+from typing import Protocol
 
 import msgpack
 import numpy as np
 import zmq
 
 from realtime.engine.info import EngineStats, ModelInfo
+from realtime.engine.loop import Engine
 from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.errors import (
     ChunkCancelled,
@@ -60,23 +61,75 @@ _REQUEST_FIELDS = ("session", "context", "phonemes", "voice", "deadline", "speed
                    "chunk_id")
 
 
-def _pack(obj: Any) -> bytes:
+Wire = dict[str, object]  # one message's map (msgpack)
+
+
+def _pack(obj: Wire) -> bytes:
     packed: bytes = msgpack.packb(obj, use_bin_type=True)
     return packed
 
 
-def _waiting(sock: zmq.Socket[bytes], copy: bool = True) -> Iterator[Any]:
-    """The messages ``sock`` holds now (multipart, as frames when not ``copy``), without
-    waiting for more."""
+def _str(m: Wire, key: str) -> str:
+    value = m[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def _num(m: Wire, key: str, default: float | None = None) -> float:
+    value = m.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{key}: expected a number, got {value!r}")
+    return value
+
+
+def _int(m: Wire, key: str, default: int | None = None) -> int:
+    value = m.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{key}: expected an integer, got {value!r}")
+    return value
+
+
+def _request(m: Wire) -> ChunkRequest:
+    seed = m.get("seed")
+    if not (seed is None or (isinstance(seed, int) and not isinstance(seed, bool))):
+        raise TypeError(f"seed: expected an integer or nothing, got {seed!r}")
+    return ChunkRequest(_str(m, "session"), _str(m, "context"), _str(m, "phonemes"),
+                        _str(m, "voice"), _num(m, "deadline"), _num(m, "speed"), seed,
+                        _int(m, "chunk_id"))
+
+
+def _waiting(sock: zmq.Socket[bytes]) -> Iterator[list[bytes]]:
+    """The messages ``sock`` holds now (multipart), without waiting for more."""
     while True:
         try:
-            yield sock.recv_multipart(zmq.NOBLOCK, copy=copy)
+            yield sock.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             return
 
 
-def _unpack(data: bytes | zmq.Frame) -> Any:
-    return msgpack.unpackb(data.bytes if isinstance(data, zmq.Frame) else data, raw=False)
+def _waiting_frames(sock: zmq.Socket[bytes]) -> Iterator[list[zmq.Frame]]:
+    """The same, as frames (their buffers not copied)."""
+    while True:
+        try:
+            yield sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return
+
+
+def _unpack(data: bytes | zmq.Frame) -> Wire:
+    message = msgpack.unpackb(data.bytes if isinstance(data, zmq.Frame) else data, raw=False)
+    if not isinstance(message, dict):
+        raise TypeError(f"expected a map, got {type(message).__name__}")
+    return message
+
+
+class Beat(Protocol):
+    """The supervisor's shared array (``multiprocessing.Array("d", 2)``)."""
+
+    def __setitem__(self, index: int, value: float) -> None: ...
+
+    def __getitem__(self, index: int) -> float: ...
 
 
 class EngineServer:
@@ -87,11 +140,11 @@ class EngineServer:
     reads: [last beat time, start of the running batch or 0], both ``time.monotonic``.
     """
 
-    def __init__(self, address: str, beat: Any = None) -> None:
+    def __init__(self, address: str, beat: Beat | None = None) -> None:
         self.address = address
         self._beat_cell = beat
         self._ctx = zmq.Context()
-        self._engine: Any = None  # an Engine, once serving
+        self._engine: Engine | None = None  # once serving
         self._status, self._reason = "loading", "loading the model"
         self._peers: dict[bytes, float] = {}
         self._results: queue.SimpleQueue[tuple[bytes, ChunkRequest, Future[ChunkResult]]] = (
@@ -112,7 +165,7 @@ class EngineServer:
         """What the engine is doing before it serves (shown by the workers' /readyz)."""
         self._reason = reason
 
-    def serve(self, engine: Any) -> None:
+    def serve(self, engine: Engine) -> None:
         self._engine = engine
         self._status, self._reason = "ready", "serving"
 
@@ -151,7 +204,7 @@ class EngineServer:
         busy = engine.busy_since() if engine is not None else None
         if self._beat_cell is not None:
             self._beat_cell[0], self._beat_cell[1] = now, busy or 0.0
-        header: dict[str, Any] = {"status": self._status, "reason": self._reason}
+        header: Wire = {"status": self._status, "reason": self._reason}
         if engine is not None:
             stats = engine.stats()
             header |= {"info": engine.info.as_wire(), "queued": stats.queued,
@@ -174,12 +227,13 @@ class EngineServer:
         engine = self._engine
         if kind == b"cancel":
             if engine is not None:
-                engine.cancel(body["session"], body.get("context"))
+                context = body.get("context")
+                engine.cancel(_str(body, "session"), context if isinstance(context, str) else None)
             return
         if kind != b"submit":
             log.warning("unknown message %r from a worker", kind)
             return
-        request = ChunkRequest(**{k: body[k] for k in _REQUEST_FIELDS})
+        request = _request(body)
         if engine is None:
             self._send_error(peer, request, EngineStopped("the engine is not ready yet"))
             return
@@ -215,8 +269,8 @@ class EngineServer:
                       "more": res.next is not None, "offset": res.offset}
             if res.next is not None:  # windowed decoding: the chunk's next piece follows
                 res.next.add_done_callback(functools.partial(self._done, peer, request))
-            audio: Any = np.ascontiguousarray(res.audio, dtype=np.float32)
-            durations: Any = np.ascontiguousarray(res.durations, dtype=np.int64)
+            audio = np.ascontiguousarray(res.audio, dtype=np.float32).data
+            durations = np.ascontiguousarray(res.durations, dtype=np.int64).data
             # The arrays' own buffers go out: no pickling, no copy here.
             self._router.send_multipart([peer, b"result", _pack(header), audio, durations],
                                         copy=False)
@@ -250,7 +304,7 @@ class RemoteEngine:
         self._up = False
         self._served = False  # it served once: not serving now means it was lost
         self._reason = "connecting to the engine process"
-        self._last: dict[str, Any] = {}
+        self._last: Wire = {}
         self._ready = threading.Event()
         self._watchers: list[Callable[[bool, str], None]] = []
         self._stop = threading.Event()
@@ -305,9 +359,8 @@ class RemoteEngine:
 
     def stats(self) -> EngineStats:
         b = self._last
-        return EngineStats(int(b.get("queued", 0)), int(b.get("running", 0)),
-                           int(b.get("batches", 0)), int(b.get("chunks", 0)),
-                           int(b.get("cancelled", 0)))
+        return EngineStats(_int(b, "queued", 0), _int(b, "running", 0), _int(b, "batches", 0),
+                           _int(b, "chunks", 0), _int(b, "cancelled", 0))
 
     def watch(self, callback: Callable[[bool, str], None]) -> None:
         self._watchers.append(callback)
@@ -354,7 +407,7 @@ class RemoteEngine:
                     except queue.Empty:
                         break
                 if dealer in events:
-                    for frames in _waiting(dealer, copy=False):
+                    for frames in _waiting_frames(dealer):
                         if frames[0].bytes == b"beat":
                             last_beat = time.monotonic()
                         self._handle(frames)
@@ -372,7 +425,10 @@ class RemoteEngine:
             self._last = header
             self._reason = str(header.get("reason", ""))
             if header.get("status") == "ready" and not self._up:
-                self.info = ModelInfo.from_wire(header["info"])
+                info = header["info"]
+                if not isinstance(info, dict):
+                    raise TypeError(f"info: expected a map, got {info!r}")
+                self.info = ModelInfo.from_wire(info)
                 self._up = self._served = True
                 self._ready.set()
                 log.info("engine process serving: model %s on %s", self.info.name,
@@ -381,7 +437,7 @@ class RemoteEngine:
             elif header.get("status") != "ready" and self._up:
                 self._lost(f"the engine process restarted: {self._reason}")
             return
-        key = (header["session"], header["chunk_id"])
+        key = (_str(header, "session"), _int(header, "chunk_id"))
         after: Future[ChunkResult] | None = None
         with self._lock:
             entry = self._pending.pop(key, None)
@@ -394,14 +450,15 @@ class RemoteEngine:
         if future.done():
             return
         if kind == b"error":
-            cls = _ERRORS.get(header["error"], RealtimeError)
-            future.set_exception(cls(header["reason"]))
+            cls = _ERRORS.get(_str(header, "error"), RealtimeError)
+            future.set_exception(cls(_str(header, "reason")))
             return
         audio = np.frombuffer(frames[2].buffer, dtype=np.float32)
         durations = np.frombuffer(frames[3].buffer, dtype=np.int64)
-        future.set_result(ChunkResult(request, audio, durations, header["queued_s"],
-                                      header["inference_s"], header["batch_size"],
-                                      header["waited_batches"], after, header.get("offset", 0)))
+        future.set_result(ChunkResult(request, audio, durations, _num(header, "queued_s"),
+                                      _num(header, "inference_s"), _int(header, "batch_size"),
+                                      _int(header, "waited_batches"), after,
+                                      _int(header, "offset", 0)))
 
     def _lost(self, reason: str) -> None:
         self._up = False

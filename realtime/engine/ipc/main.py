@@ -7,19 +7,18 @@ session worker imports this module, and with it torch."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import torch
 
 from realtime.config import ServerConfig
-from realtime.engine.ipc.channel import EngineServer
+from realtime.engine.ipc.channel import Beat, EngineServer
 from realtime.engine.runner.local import registry_loader, start_engine
 from realtime.process import child_logging, process_gauges, stop_event
 
 log = logging.getLogger("realtime.server")
 
 
-def engine_main(config: ServerConfig, address: str, beat: Any) -> None:
+def engine_main(config: ServerConfig, address: str, beat: Beat) -> None:
     child_logging(config, "engine")
     server = EngineServer(address, beat)
     stop = stop_event()
