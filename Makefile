@@ -70,6 +70,7 @@ test: lint
 lint: install
 	$(VENV)/bin/ruff check realtime tests load_tests scripts examples
 	$(VENV)/bin/mypy realtime scripts/*.py examples/*.py
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 
 # The container image (Dockerfile) with docker or podman: TORCH=cpu (default) or cuda. The CPU

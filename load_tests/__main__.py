@@ -38,7 +38,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="torch threads of the started server (default: torch's choice)")
     p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                    help="one more argument for `realtime serve` (repeat), e.g. "
-                        "--server-arg=--codec=pcm16")
+                        "--server-arg=--eager; a REALTIME_NAME=VALUE argument goes to its "
+                        "environment: --server-arg=REALTIME_CODEC=pcm16")
     p.add_argument("--out", type=Path, default=Path("load-report"),
                    help="directory for report.json/.md/.png (default load-report)")
     p.add_argument("--duration-s", type=float, default=30.0,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -83,16 +84,23 @@ async def sample_usage(pid: int, usage: Usage, stop: asyncio.Event, every_s: flo
             await asyncio.wait_for(stop.wait(), every_s)
 
 
+SETTING = re.compile(r"REALTIME_[A-Z0-9_]+=")  # a server setting given as a variable
+
+
 class ServerProcess:
     """``python -m realtime serve ARGS`` on a free port; a context manager that waits for
-    /readyz and stops it with SIGTERM (then SIGKILL)."""
+    /readyz and stops it with SIGTERM (then SIGKILL). An argument ``REALTIME_NAME=VALUE`` is
+    a setting for the server's environment instead (those without a flag:
+    docs/configuration.md)."""
 
     def __init__(self, args: list[str], log_path: Path | None = None,
                  ready_timeout_s: float = 180.0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(a.split("=", 1) for a in args if SETTING.match(a))
         self.args = [sys.executable, "-m", "realtime", "serve", "--host", "127.0.0.1",
-                     "--port", str(self.port), "--log-level", "warning", *args]
+                     "--port", str(self.port), "--log-level", "warning",
+                     *(a for a in args if not SETTING.match(a))]
         self.log_path = log_path
         self.ready_timeout_s = ready_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
@@ -102,7 +110,7 @@ class ServerProcess:
         self._log = open(self.log_path, "wb") if self.log_path else None
         self.proc = subprocess.Popen(self.args, stdout=self._log or subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         try:
             wait_ready(self.url, self.ready_timeout_s, self.proc)
         except BaseException:

@@ -25,7 +25,7 @@ def server_args(args: argparse.Namespace, max_sessions: int) -> list[str]:
     if args.threads:
         out += ["--threads", str(args.threads)]
     if getattr(args, "stall_timeout", None):
-        out += ["--stall-timeout", str(args.stall_timeout)]
+        out += [f"REALTIME_STALL_TIMEOUT_S={args.stall_timeout}"]
     return out + list(args.server_arg)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from realtime.config import DTYPES
 from realtime.errors import ConfigError, InputError, RealtimeError
 from realtime.text.languages import AUTO, LANGUAGES
 
@@ -90,88 +91,46 @@ def _build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser(
         "serve", help="run the server: WebSocket streaming, HTTP speech, the web client at /",
-        description="Every option can also be set by an environment variable REALTIME_<NAME> "
-                    "(e.g. REALTIME_PORT=9000, REALTIME_API_KEYS=k1,k2); flags win.")
+        description="The essential settings. Every setting, these too, can be set by an "
+                    "environment variable REALTIME_<NAME> (e.g. REALTIME_PORT=9000, "
+                    "REALTIME_API_KEYS=k1,k2, REALTIME_MAX_CONTEXTS=4; the whole list: "
+                    "docs/configuration.md); flags win.")
     serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
-    serve.add_argument("--voice", default=None, help="default voice (default: the model's)")
-    serve.add_argument("--language", default=None, help=f"default G2P language: {AUTO} (each "
-                       f"voice's own; default) or one of {', '.join(LANGUAGES)}")
-    serve.add_argument("--dtype", default=None,
-                       choices=["auto", "float32", "bfloat16", "float16"],
+    _model_args(serve)
+    serve.add_argument("--dtype", default=None, choices=list(DTYPES),
                        help="inference precision (default auto: float16 on CUDA; on a CPU "
                             "bfloat16 where it has bfloat16 arithmetic, else float32)")
     serve.add_argument("--workers", type=int, default=None,
                        help="session worker processes around one engine process (default: the "
                             "CPU cores less one; 0: everything in one process)")
-    serve.add_argument("--max-batch", type=int, default=None,
-                       help="chunks per engine batch (default: 1 on a CPU, 128 on a GPU)")
-    serve.add_argument("--queue-limit", type=int, default=None,
-                       help="engine queue bound; beyond it requests get 503 (1024)")
-    serve.add_argument("--max-input-chars", type=int, default=None,
-                       help="longest text per speech request (4096)")
+    serve.add_argument("--voice", default=None, help="default voice (default: the model's)")
+    serve.add_argument("--language", default=None, help=f"default G2P language: {AUTO} (each "
+                       f"voice's own; default) or one of {', '.join(LANGUAGES)}")
     serve.add_argument("--api-key", dest="api_keys", action="append", default=None,
                        help="accept this key (Authorization: Bearer KEY or ?token=KEY); "
                             "repeat for several; none: no authentication")
-    serve.add_argument("--log-level", default=None, help="debug, info, warning (info)")
-    serve.add_argument("--max-sessions", type=int, default=None,
-                       help="WebSocket sessions at once; one more is closed with 1013 (64)")
     serve.add_argument("--allowed-origin", dest="allowed_origins", action="append",
                        default=None, help="WebSocket Origin allow-list; repeat (default: any)")
-    serve.add_argument("--codec", default=None, help="session default: opus, pcm16, mulaw, alaw")
-    serve.add_argument("--sample-rate", type=int, default=None, help="session default (24000)")
-    serve.add_argument("--frame-ms", type=int, default=None, help="session default (20)")
-    serve.add_argument("--opus-bitrate", type=int, default=None, help="bits/s (32000)")
-    serve.add_argument("--idle-timeout", dest="idle_timeout_s", type=float, default=None,
-                       help="close a session idle this long, seconds (300)")
-    serve.add_argument("--stall-timeout", dest="stall_timeout_s", type=float, default=None,
-                       help="drop a session whose client takes no frame this long (10)")
+    serve.add_argument("--max-sessions", type=int, default=None,
+                       help="WebSocket sessions at once; one more is closed with 1013 (64)")
+    serve.add_argument("--log-level", default=None, help="debug, info, warning (info)")
     serve.add_argument("--drain-timeout", dest="drain_timeout_s", type=float, default=None,
                        help="on SIGTERM, let sessions finish this long before 1001 (30)")
-    serve.add_argument("--web-dir", type=Path, default=None,
-                       help="REALTIME_WEB_DIR: the web client's files (default: web_client/ "
-                            "of the checkout)")
-    _model_args(serve)
-    _remaining_config_flags(serve)
+    serve.add_argument("--web-client", default=None, action=argparse.BooleanOptionalAction,
+                       help="serve the browser client at / (default on)")
+    serve.add_argument("--windows", default=None, choices=["auto", "on", "off"],
+                       help="decode chunks in windows, the first audio early (default auto: "
+                            "on a CPU)")
+    serve.add_argument("--eager", default=None, action="store_true",
+                       help="no compiled or captured forms (CUDA graphs, compiled kernels): "
+                            "for debugging")
 
     models = sub.add_parser("models", help="list the registered weight sets")
     models.set_defaults(threads=None)
     voices = sub.add_parser("voices", help="list the voices of a model")
     _model_args(voices)
     return parser
-
-
-def _remaining_config_flags(p: argparse.ArgumentParser) -> None:
-    """A flag for every ServerConfig / EngineConfig field not given one above, so that
-    ``realtime serve --help`` shows every setting (named as the field, default shown)."""
-    from dataclasses import fields
-
-    from realtime.config import EngineConfig, ServerConfig
-
-    taken = {a.dest for a in p._actions}
-    for cls in (ServerConfig, EngineConfig):
-        defaults = cls()
-        for f in fields(cls):
-            if f.name in taken or f.name == "engine":
-                continue
-            default = getattr(defaults, f.name)
-            flag = "--" + f.name.replace("_", "-")
-            env = f"REALTIME_{f.name.upper()}"
-            if isinstance(default, bool):
-                p.add_argument(flag, dest=f.name, default=None,
-                               action=argparse.BooleanOptionalAction,
-                               help=f"{env} (default {default})")
-            else:
-                kind: Callable[[str], Any] = (
-                    type(default) if isinstance(default, int | float) else
-                    _comma_list if isinstance(default, tuple) else str)
-                p.add_argument(flag, dest=f.name, default=None, type=kind,
-                               help=f"{env} (default {default})")
-
-
-def _comma_list(value: str) -> tuple[str, ...]:
-    """A tuple field's flag, written as its environment variable is: ``a,b,c``."""
-    return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,7 +274,7 @@ def _bench(args: argparse.Namespace, lm: LoadedModel) -> int:
     if not args.single:
         from realtime.bench.engine import SENTENCES, engine_report, run_engine_bench, write_outputs
         from realtime.engine.buckets import Buckets
-        from realtime.engine.runner.windows import WindowPlan
+        from realtime.engine.plan import WindowPlan
 
         cuda = lm.device.type == "cuda"
         default_levels = "1,8,32,64,128,256" if cuda else "1,2,4,8,16"

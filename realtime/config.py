@@ -3,6 +3,7 @@ variables, and passed down. Flags win over the environment; the environment over
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -10,14 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from realtime.catalog import DEFAULT_MODEL
-from realtime.engine.buckets import Buckets, parse_sizes
 from realtime.errors import ConfigError
 from realtime.text.languages import AUTO, LANGUAGES
 from realtime.voice_names import openai_voices
 
+log = logging.getLogger("realtime")
+
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
+    """The engine's settings as given; ``realtime.engine.plan.plan_engine`` resolves them, by
+    device, into what the engine runs."""
+
     device: str = "auto"  # auto (CUDA if present), cpu, cuda[:N]
     threads: int | None = None  # torch CPU threads (None: torch's default)
     dtype: str = "auto"  # auto (float16 on CUDA; CPU: bfloat16 where native, else float32),
@@ -26,58 +31,26 @@ class EngineConfig:
     max_frames: float = 12_000.0  # batch x longest estimated frames, without graph buckets
     queue_limit: int = 1024
     warm_up: bool = True
-    # CUDA graphs (GPU only): the static shapes batches are padded to, captured at warm-up.
+    # Every compiled or captured form off (CUDA graphs, compiled kernels): for debugging.
+    eager: bool = False
+    # CUDA graphs (GPU only): the static shapes batches are padded to, captured at warm-up
+    # (realtime.engine.buckets.GRAPH_BUCKETS).
     cuda_graphs: bool = True
-    graph_rows: str = "1,2,4,8,16,32,64,128"
-    graph_tokens: str = "32,64,128,256,512"
-    graph_frames: str = "64,128,192,256,384,512,768,1024,1536,2048"
-    graph_max_cells: int = 16_384  # rows x frames of the largest decoder graph
-    # The decoder's norm-and-Snake pairs over padded batches compiled into fused kernels
-    # (torch.compile; experimental: docs/engine.md).
-    fused_norms: bool = False
-    # The decoder over padded batches compiled as one graph (torch.compile, dynamic shapes:
-    # elementwise work fused between the convolutions; compiled at warm-up; experimental,
-    # for a GPU's batches: docs/engine.md).
-    compile_decoder: bool = False
-    # On a CPU in float32, the decoder's wide convolutions through the FFT (docs/engine.md):
-    # about 1.3x faster synthesis for about 300 MiB more memory.
+    # On a CPU in float32, the decoder's wide convolutions through the FFT: faster synthesis
+    # for more memory (the weights' spectra; docs/lab/2026-11-29-cpu-fft-convolutions.md).
     cpu_fft: bool = True
     # On a CPU, the decoder's norm-and-Snake pairs compiled into fused kernels (torch.compile:
-    # needs a C++ compiler and Python's headers; compiled at warm-up, about 5 s): 1.10x faster
-    # synthesis in bfloat16, 1.05x in float32 (docs/engine.md).
+    # needs a C++ compiler and Python's headers; compiled at warm-up).
     cpu_fused_norms: bool = True
-    # Windowed decoding (a chunk's audio in pieces, docs/engine.md): auto (on a CPU), on, off.
+    # Windowed decoding (a chunk's audio in pieces): auto (on a CPU), on, off.
     windows: str = "auto"
     window_first_s: float = 1.0  # audio of a chunk's first window
     window_later_s: float = 3.0  # audio of each later window
-    window_growth: float = 0.0  # each later window at most this times the one before (0: off)
     # A later window cut short where the generator's measured speed says it would come late.
     window_adaptive: bool = True
 
     def __post_init__(self) -> None:
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, "
-                              f"got {self.dtype!r}")
-        if self.windows not in ("auto", "on", "off"):
-            raise ConfigError(f"windows must be auto, on or off, got {self.windows!r}")
-        if not (0.1 <= self.window_first_s <= 60 and 0.1 <= self.window_later_s <= 60):
-            raise ConfigError(f"window sizes must be 0.1 to 60 s, got first "
-                              f"{self.window_first_s}, later {self.window_later_s}")
-        if self.window_growth != 0 and not 1 <= self.window_growth <= 100:
-            raise ConfigError(f"window growth must be 0 (off) or 1 to 100, got "
-                              f"{self.window_growth}")
-        self.buckets()  # validates the graph shapes
-
-    def windowed(self, device_type: str) -> bool:
-        """Whether chunks are decoded in windows on this device (auto: on a CPU only, where a
-        chunk runs alone and its decode is long; a GPU decodes a batch in milliseconds)."""
-        return self.windows == "on" or (self.windows == "auto" and device_type == "cpu")
-
-    def buckets(self) -> Buckets:
-        """The graph buckets these settings describe."""
-        return Buckets(parse_sizes(self.graph_rows, "graph_rows"),
-                       parse_sizes(self.graph_tokens, "graph_tokens"),
-                       parse_sizes(self.graph_frames, "graph_frames"), self.graph_max_cells)
+        _check_engine(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,79 +99,113 @@ class ServerConfig:
     web_dir: Path | None = None  # its files (None: web_client/ beside the realtime package)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port < 65536:
-            raise ConfigError(f"port must be 0..65535, got {self.port}")
-        if self.max_input_chars < 1:
-            raise ConfigError("max_input_chars must be at least 1")
-        if not 0 < self.egress_low_bytes <= self.egress_high_bytes:
-            raise ConfigError("need 0 < egress_low_bytes <= egress_high_bytes")
-        if self.max_sessions < 1:
-            raise ConfigError("max_sessions must be at least 1")
-        if self.workers is not None and self.workers < 0:
-            raise ConfigError(f"workers must be 0 (one process) or more, got {self.workers}")
-        if self.max_lead_s < 0:
-            raise ConfigError(f"max_lead_s must be 0 (off) or more, got {self.max_lead_s}")
-        if self.engine_lost_s <= 0 or self.engine_hang_s <= 0:
-            raise ConfigError("engine_lost_s and engine_hang_s must be positive")
-        if self.language != AUTO and self.language not in LANGUAGES:
-            raise ConfigError(f"language must be {AUTO} or one of {', '.join(LANGUAGES)}, "
-                              f"got {self.language!r}")
-        if not isinstance(self.openai_voices, tuple):
-            raise ConfigError(f"openai_voices must be name=voice entries, got "
-                              f"{self.openai_voices!r}; set REALTIME_OPENAI_VOICES="
-                              "alloy=af_bella,nova=af_sky")
-        openai_voices(self.openai_voices)  # raises naming a bad entry
-        if self.chunk_plan_rtf not in ("auto", "off"):
-            try:
-                rtf = float(self.chunk_plan_rtf)
-            except ValueError:
-                rtf = -1.0
-            if not 0 < rtf < 1:
-                raise ConfigError(f"chunk_plan_rtf must be auto, off or a number in (0, 1), "
-                                  f"got {self.chunk_plan_rtf!r}")
+        _check_server(self)
+
+
+# Every value is checked here, and only here (a ConfigError naming the setting).
+def _check_engine(e: EngineConfig) -> None:
+    if e.dtype not in DTYPES:
+        raise ConfigError(f"dtype must be {', '.join(DTYPES)}, got {e.dtype!r}")
+    if e.windows not in ("auto", "on", "off"):
+        raise ConfigError(f"windows must be auto, on or off, got {e.windows!r}")
+    if not (0.1 <= e.window_first_s <= 60 and 0.1 <= e.window_later_s <= 60):
+        raise ConfigError(f"window sizes must be 0.1 to 60 s, got first "
+                          f"{e.window_first_s}, later {e.window_later_s}")
+    if e.max_batch is not None and e.max_batch < 1:
+        raise ConfigError(f"max_batch must be at least 1, got {e.max_batch}")
+    if e.threads is not None and e.threads < 1:
+        raise ConfigError(f"threads must be at least 1, got {e.threads}")
+
+
+def _check_server(cfg: ServerConfig) -> None:
+    if not 0 <= cfg.port < 65536:
+        raise ConfigError(f"port must be 0..65535, got {cfg.port}")
+    if cfg.max_input_chars < 1:
+        raise ConfigError("max_input_chars must be at least 1")
+    if not 0 < cfg.egress_low_bytes <= cfg.egress_high_bytes:
+        raise ConfigError("need 0 < egress_low_bytes <= egress_high_bytes")
+    if cfg.max_sessions < 1:
+        raise ConfigError("max_sessions must be at least 1")
+    if cfg.workers is not None and cfg.workers < 0:
+        raise ConfigError(f"workers must be 0 (one process) or more, got {cfg.workers}")
+    if cfg.max_lead_s < 0:
+        raise ConfigError(f"max_lead_s must be 0 (off) or more, got {cfg.max_lead_s}")
+    if cfg.engine_lost_s <= 0 or cfg.engine_hang_s <= 0:
+        raise ConfigError("engine_lost_s and engine_hang_s must be positive")
+    if cfg.language != AUTO and cfg.language not in LANGUAGES:
+        raise ConfigError(f"language must be {AUTO} or one of {', '.join(LANGUAGES)}, "
+                          f"got {cfg.language!r}")
+    if not isinstance(cfg.openai_voices, tuple):
+        raise ConfigError(f"openai_voices must be name=voice entries, got "
+                          f"{cfg.openai_voices!r}; set REALTIME_OPENAI_VOICES="
+                          "alloy=af_bella,nova=af_sky")
+    openai_voices(cfg.openai_voices)  # raises naming a bad entry
+    if cfg.chunk_plan_rtf not in ("auto", "off"):
+        try:
+            rtf = float(cfg.chunk_plan_rtf)
+        except ValueError:
+            rtf = -1.0
+        if not 0 < rtf < 1:
+            raise ConfigError(f"chunk_plan_rtf must be auto, off or a number in (0, 1), "
+                              f"got {cfg.chunk_plan_rtf!r}")
 
 
 ENV_PREFIX = "REALTIME_"
+# Read by our other tools, not the server (the client and integrations, deploy/haproxy, the
+# tests, make image): no warning where they share an environment.
+OTHER_TOOLS = ("REALTIME_API_KEY", "REALTIME_URL", "REALTIME_IMAGE", "REALTIME_CHROMIUM",
+               "REALTIME_LB_", "REALTIME_REPLICA_", "REALTIME_TEST_")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-def _convert(name: str, value: str, default: Any) -> Any:
+def _convert(key: str, value: str, kind: object) -> object:
+    """An environment variable's text as its field's type (``int | None``, ``Path | None``,
+    ``tuple[str, ...]``: comma-separated, ...)."""
+    text = kind if isinstance(kind, str) else ""
     try:
-        if isinstance(default, bool):
+        if text.startswith("bool"):
             if value.lower() in ("1", "true", "yes", "on"):
                 return True
             if value.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError(value)
-        if isinstance(default, int):
+        if text.startswith("int"):
             return int(value)
-        if isinstance(default, float):
+        if text.startswith("float"):
             return float(value)
-        if isinstance(default, tuple):
+        if text.startswith("Path"):
+            return Path(value)
+        if text.startswith("tuple"):
             return tuple(v.strip() for v in value.split(",") if v.strip())
     except ValueError as exc:
-        raise ConfigError(f"{name}: cannot read {value!r} as {type(default).__name__}") from exc
-    if name.endswith(("MODEL_DIR", "CACHE_DIR", "WEB_DIR")):
-        return Path(value)
-    if name.endswith(("THREADS", "OPUS_BITRATE", "MAX_BATCH", "WORKERS")):
-        try:
-            return int(value)
-        except ValueError as exc:
-            raise ConfigError(f"{name}: expected a number, got {value!r}") from exc
-    return value
+        raise ConfigError(f"{key}: cannot read {value!r} as {text}") from exc
+    if text.startswith("str"):
+        return value
+    raise TypeError(f"no conversion for a field of type {text}")  # a new field's type
 
 
-def _section(cls: type, env: Mapping[str, str], prefix: str,
-             overrides: Mapping[str, Any]) -> dict[str, Any]:
+def _section(cls: type, env: Mapping[str, str], overrides: Mapping[str, object]
+             ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    defaults = cls()
     for f in fields(cls):
         if f.name == "engine":
             continue
-        key = prefix + f.name.upper()
-        if f.name in overrides and overrides[f.name] is not None:
+        key = ENV_PREFIX + f.name.upper()
+        if overrides.get(f.name) is not None:
             out[f.name] = overrides[f.name]
         elif key in env:
-            out[f.name] = _convert(key, env[key], getattr(defaults, f.name))
+            out[f.name] = _convert(key, env[key], f.type)
+    return out
+
+
+def settings() -> list[tuple[str, str, object]]:
+    """Every setting: (environment variable, type, default), ``docs/configuration.md``'s
+    list."""
+    out = []
+    for cls in (ServerConfig, EngineConfig):
+        defaults = cls()
+        out += [(ENV_PREFIX + f.name.upper(), str(f.type), getattr(defaults, f.name))
+                for f in fields(cls) if f.name != "engine"]
     return out
 
 
@@ -208,5 +215,11 @@ def load_config(overrides: Mapping[str, Any] | None = None,
     fields too (``device``, ``threads``, ...). ``env``: defaults to ``os.environ``."""
     env = os.environ if env is None else env
     overrides = overrides or {}
-    engine = EngineConfig(**_section(EngineConfig, env, ENV_PREFIX, overrides))
-    return ServerConfig(engine=engine, **_section(ServerConfig, env, ENV_PREFIX, overrides))
+    known = {name for name, _, _ in settings()}
+    unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known
+                     and not k.startswith(OTHER_TOOLS))
+    if unknown:  # a typo, or a setting that was removed: say so rather than ignore it
+        log.warning("ignoring unknown setting%s %s (docs/configuration.md lists them)",
+                    "s" if len(unknown) > 1 else "", ", ".join(unknown))
+    engine = EngineConfig(**_section(EngineConfig, env, overrides))
+    return ServerConfig(engine=engine, **_section(ServerConfig, env, overrides))

@@ -23,16 +23,17 @@ records its error and the rest go on; the JSON is rewritten after each):
   (``--windows on``): six chunks' windows together against alone, and levels 1 to 256 with
   first audio (the first piece) beside the whole first chunk (audio ``windows_*``);
   compiled_decoder: the decoder over padded batches as one compiled graph
-  (``--compile-decoder``): compile and capture time, audio against the uncompiled, a short
-  chunk, levels 1 to 256 (audio ``compiled_*``); windows_compiled: windows with the
-  generator over each batch of windows compiled (``--windows on --compile-decoder``): the
-  compile, audio against the eager windows, levels 1 to 256 and 128 sessions with a 0.5 s
-  first window (audio ``wincompiled_*``); fused_norms: the decoder's norm-and-Snake pairs
-  compiled into fused kernels (``--fused-norms``): compile and capture time, audio against
-  the unfused, a short chunk, levels 1 to 256 (audio ``fused_*``); windows_first_0_5s: the
-  eager windows' levels 32 and 128 with a 0.5 s first window (first audio at 128 sessions
-  against 250 ms); frames_doubling: levels 128 and 256 again with the first run's frame
-  buckets (each twice the last), for the finer buckets' gain in the same run;
+  (``Kernels(compile_decoder=True)``): compile and capture time, audio against the
+  uncompiled, a short chunk, levels 1 to 256 (audio ``compiled_*``); windows_compiled:
+  windows with the generator over each batch of windows compiled (windows on, the same
+  kernels): the compile, audio against the eager windows, levels 1 to 256 and 128 sessions
+  with a 0.5 s first window (audio ``wincompiled_*``); fused_norms: the decoder's
+  norm-and-Snake pairs compiled into fused kernels (``Kernels(fused_norms=True)``): compile
+  and capture time, audio against the unfused, a short chunk, levels 1 to 256 (audio
+  ``fused_*``); windows_first_0_5s: the eager windows' levels 32 and 128 with a 0.5 s
+  first window (first audio at 128 sessions against 250 ms); frames_doubling: levels 128
+  and 256 again with the first run's frame buckets (each twice the last), for the finer
+  buckets' gain in the same run;
 - ``gpu-check-bench.png``: the levels plotted (matplotlib, where installed);
 - ``gpu-check-kernels.txt``: the top CUDA kernels of one eager half-precision batch of 32;
 - ``gpu-check-audio.npz``: a few sentences in float32, float16 and bfloat16 (int16 PCM), to
@@ -150,10 +151,12 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
     from realtime.bench.engine import run_engine_bench, write_outputs
     from realtime.bench.quality import mel_distance_db
     from realtime.engine.buckets import Buckets
+    from realtime.engine.plan import Kernels, WindowPlan
     from realtime.engine.request import ChunkRequest
     from realtime.engine.runner.runner import ModelRunner
-    from realtime.engine.runner.windows import WindowPlan
     from realtime.weights.registry import load_model
+
+    COMPILED = Kernels(compile_decoder=True)
 
     report = Report(out, budget_s)
     phonemes: dict[str, str] = json.loads(PHONEMES.read_text(encoding="utf-8"))
@@ -393,16 +396,16 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
                 "levels": levels}
 
     def fused() -> dict[str, Any]:
-        """The norm-and-Snake pairs compiled into fused kernels (--fused-norms)."""
+        """The norm-and-Snake pairs compiled into fused kernels (Kernels(fused_norms=True))."""
         return against_plain("fused", lambda: ModelRunner(lm, "auto", Buckets(),
-                                                          fused_norms=True),
+                                                          kernels=Kernels(fused_norms=True)),
                              lambda: lm.model.fuse_norms(None))
 
     def compiled() -> dict[str, Any]:
         """The decoder over padded batches as one graph compiled by torch.compile
-        (--compile-decoder)."""
+        (Kernels(compile_decoder=True))."""
         return against_plain("compiled", lambda: ModelRunner(lm, "auto", Buckets(),
-                                                             compile_decoder=True),
+                                                             kernels=COMPILED),
                              lambda: lm.model.compile_decoder(None))
 
     def decode_windows_of(runner: ModelRunner, batch: list[ChunkRequest]) -> list[Any]:
@@ -430,7 +433,7 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
 
     def windowed_compiled() -> dict[str, Any]:
         """Windows with the generator over each batch of windows compiled (--windows on
-        --compile-decoder): the warm-up's compile, six chunks' windows against the eager
+        Kernels(compile_decoder=True)): the warm-up's compile, six chunks' windows against the eager
         windows', levels 1 to 256, and 128 sessions again with a 0.5 s first window."""
         from torch._dynamo.utils import counters
 
@@ -440,7 +443,7 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
         sync()
         start = time.perf_counter()
         try:
-            runner = ModelRunner(lm, "auto", None, WindowPlan(), compile_decoder=True)
+            runner = ModelRunner(lm, "auto", None, WindowPlan(), COMPILED)
             runner.warm_up()
             sync()
             compile_s = time.perf_counter() - start
@@ -458,7 +461,7 @@ def run_check(out: Path, budget_s: float, levels: list[int], device: str) -> Non
                 "levels": levels, "levels_first_0_5s": short_first}
 
     def windowed_short_first() -> dict[str, Any]:
-        """The windows again with a 0.5 s first window (--window-first-s 0.5): what the first
+        """The windows again with a 0.5 s first window (REALTIME_WINDOW_FIRST_S=0.5): what the first
         audio at 128 sessions arriving at once comes to when each first window is half as
         long (the issue's target there is 250 ms)."""
         runner = ModelRunner(lm, "auto", None, WindowPlan(first_s=0.5))

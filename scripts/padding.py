@@ -81,7 +81,7 @@ def burst(policy: EDFPolicy, texts: Sequence[str], frames: dict[str, int], sessi
 def main() -> int:
     from gpu_check import PHONEMES, SENTENCES, VOICE
 
-    from realtime.engine.runner.runner import default_max_batch
+    from realtime.engine.plan import GPU_MAX_BATCH
     from realtime.weights.registry import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -102,7 +102,7 @@ def main() -> int:
     print(f"each sentence batched only with its own kind (the frame buckets' rounding alone): "
           f"{sum(frames.values()) / rounded:.2f}")
     default, doubling = Buckets(), Buckets(frames=(64, 128, 256, 512, 1024, 2048))
-    rows = default_max_batch(torch.device("cuda"))  # a GPU engine's batches (no GPU needed)
+    rows = GPU_MAX_BATCH  # a GPU engine's batches
     variants: list[tuple[str, EDFPolicy, Cost]] = [
         ("default buckets, one graph", EDFPolicy(rows, buckets=default), one_graph),
         ("doubling frame buckets, one graph", EDFPolicy(rows, buckets=doubling), one_graph),

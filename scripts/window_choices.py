@@ -24,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from realtime.bench.quality import mel_distance_db  # noqa: E402
-from realtime.engine.runner.windows import WindowPlan, decode_windows  # noqa: E402
+from realtime.engine.plan import WindowPlan  # noqa: E402
+from realtime.engine.runner.windows import decode_windows  # noqa: E402
 from realtime.weights.registry import load_model  # noqa: E402
 from tests.real.conftest import Transcriber, word_error_rate  # noqa: E402
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from realtime.bench.engine import engine_report, run_engine_bench, write_outputs
-from realtime.engine.runner.windows import WindowPlan
+from realtime.engine.plan import WindowPlan
 from realtime.weights.registry import LoadedModel
 from realtime.weights.voices import VoiceLibrary
 from tests.conftest import tiny_model

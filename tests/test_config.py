@@ -31,9 +31,9 @@ def test_environment_then_flags() -> None:
     ({"REALTIME_PORT": "70000"}, "port"),
     ({"REALTIME_WARM_UP": "maybe"}, "REALTIME_WARM_UP"),
     ({"REALTIME_DTYPE": "int8"}, "dtype"),
-    ({"REALTIME_GRAPH_ROWS": "1,x"}, "graph_rows"),
-    ({"REALTIME_GRAPH_FRAMES": "128,64"}, "frames buckets must be increasing"),
-    ({"REALTIME_WINDOW_GROWTH": "0.5"}, "window growth must be 0"),
+    ({"REALTIME_THREADS": "two"}, "REALTIME_THREADS"),
+    ({"REALTIME_MAX_BATCH": "0"}, "max_batch must be at least 1"),
+    ({"REALTIME_WINDOW_FIRST_S": "0.01"}, "window sizes must be"),
     ({"REALTIME_OPENAI_VOICES": "alloy=af_bella,nova"}, "entry 'nova' is not name=voice"),
     ({"REALTIME_OPENAI_VOICES": "alloy=af_bella(0)"}, "entry 'alloy=af_bella.0.': voice weight"),
 ])
@@ -53,22 +53,27 @@ def test_openai_voices_from_the_environment() -> None:
 def test_serve_flags_reach_the_config() -> None:
     from realtime.cli import serve_config
 
-    cfg = serve_config(["--port", "9100", "--max-contexts", "3", "--no-warm-up", "--api-key", "a",
-                        "--api-key", "b", "--rate-messages-per-s", "5.5", "--max-batch", "2"],
-                       env={"REALTIME_PORT": "1", "REALTIME_MAX_SESSIONS": "7"})
+    cfg = serve_config(["--port", "9100", "--api-key", "a", "--api-key", "b", "--windows", "on",
+                        "--no-web-client", "--eager"],
+                       env={"REALTIME_PORT": "1", "REALTIME_MAX_SESSIONS": "7",
+                            "REALTIME_MAX_CONTEXTS": "3", "REALTIME_WARM_UP": "0",
+                            "REALTIME_RATE_MESSAGES_PER_S": "5.5", "REALTIME_MAX_BATCH": "2"})
     assert (cfg.port, cfg.max_contexts, cfg.api_keys) == (9100, 3, ("a", "b"))
     assert cfg.engine.warm_up is False and cfg.engine.max_batch == 2
     assert cfg.rate_messages_per_s == 5.5 and cfg.max_sessions == 7  # env where no flag
-    assert serve_config(["--window-growth", "2"], env={}).engine.window_growth == 2.0
+    assert cfg.engine.windows == "on" and cfg.web_client is False and cfg.engine.eager
     assert serve_config([], env={}).engine.window_adaptive is True
-    assert serve_config(["--no-window-adaptive"], env={}).engine.window_adaptive is False
     assert serve_config([], env={"REALTIME_WINDOW_ADAPTIVE": "0"}).engine.window_adaptive is False
+    for removed in ("--window-growth", "--compile-decoder", "--fused-norms", "--graph-rows"):
+        with pytest.raises(SystemExit):
+            serve_config([removed, "2"], env={})
 
 
 def test_cpu_fused_norms_flag_env_and_engine() -> None:
-    """On by default (the suite's environment turns it off: tests/conftest); the flag and the
-    environment set it, and start_engine hands it to the runner."""
+    """On by default (the suite's environment turns it off: tests/conftest); the environment
+    sets it, --eager turns it off in the plan, and start_engine hands it to the runner."""
     from realtime.cli import serve_config
+    from realtime.engine.plan import plan_engine
     from realtime.engine.runner.local import start_engine
     from realtime.engine.runner.runner import cpu_compile_missing
     from realtime.model.decoder import AdaINResBlock1
@@ -77,9 +82,9 @@ def test_cpu_fused_norms_flag_env_and_engine() -> None:
     assert EngineConfig().cpu_fused_norms
     assert serve_config([], env={}).engine.cpu_fused_norms
     assert not serve_config([], env={"REALTIME_CPU_FUSED_NORMS": "0"}).engine.cpu_fused_norms
-    assert not serve_config(["--no-cpu-fused-norms"], env={}).engine.cpu_fused_norms
-    assert serve_config(["--cpu-fused-norms"],
-                        env={"REALTIME_CPU_FUSED_NORMS": "0"}).engine.cpu_fused_norms
+    assert plan_engine(EngineConfig(), "cpu").kernels.cpu_fused_norms
+    assert not plan_engine(EngineConfig(eager=True), "cpu").kernels.cpu_fused_norms
+    assert not plan_engine(EngineConfig(), "cuda:0").kernels.cpu_fused_norms
     if cpu_compile_missing() is not None:
         return
     lm = tiny_loaded()
@@ -108,17 +113,19 @@ def test_the_engine_gets_the_window_plan_asked_for() -> None:
             engine.stop()
 
 
-def test_serve_help_lists_every_setting() -> None:
-    from dataclasses import fields
-
+def test_serve_help_is_short_and_every_setting_is_documented() -> None:
+    """``realtime serve --help`` shows the essential flags (at most 24 options); every
+    setting, those too, is an environment variable listed in docs/configuration.md."""
     from realtime.cli import _build_parser
-    from realtime.config import EngineConfig, ServerConfig
+    from realtime.config import settings
 
     serve = next(a for a in _build_parser()._actions if a.dest == "command")
-    dests = {a.dest for a in serve.choices["serve"]._actions}  # type: ignore[union-attr]
-    for cls in (ServerConfig, EngineConfig):
-        for f in fields(cls):
-            assert f.name == "engine" or f.name in dests, f.name
+    options = [a for a in serve.choices["serve"]._actions  # type: ignore[union-attr]
+               if a.option_strings]
+    assert len(options) <= 24, [a.option_strings for a in options]
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    for name, _, _ in settings():
+        assert f"`{name}`" in doc, name
 
 
 def test_the_catalog_names_every_registered_model(capsys: pytest.CaptureFixture[str]) -> None:

@@ -68,7 +68,7 @@ def embedded_voice_names() -> set[str]:
     from realtime.weights.voices import PACKAGED_VOICES
 
     names: set[str] = set()
-    for archive in (resources.files("realtime.engine") / "data" / PACKAGED_VOICES,
+    for archive in (resources.files("realtime.weights") / "data" / PACKAGED_VOICES,
                     resources.files(DATA_PACKAGE) / "data" / "voices_ja.npz"):
         with zipfile.ZipFile(str(archive)) as npz:
             names |= {n.removesuffix(".npy") for n in npz.namelist()}

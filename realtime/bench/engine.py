@@ -34,10 +34,10 @@ import torch
 from realtime.engine.batch import Runner, RunOutput, WholeChunks
 from realtime.engine.buckets import Buckets
 from realtime.engine.loop import Engine
+from realtime.engine.plan import Kernels, WindowPlan
 from realtime.engine.policy import EDFPolicy, FIFOPolicy, Policy
 from realtime.engine.request import ChunkRequest, joined
 from realtime.engine.runner.runner import DType, ModelRunner
-from realtime.engine.runner.windows import WindowPlan
 from realtime.weights.embedded import embedded_onnx_path
 from realtime.weights.registry import LoadedModel
 
@@ -183,11 +183,11 @@ def run_engine_bench(lm: LoadedModel, phonemes: Sequence[str], concurrency: Sequ
     torch.set_num_threads(threads)
     voice = voice or lm.default_voice
     cuda = lm.device.type == "cuda"
-    batched = batched_runner or ModelRunner(lm, dtype, graphs, windows,
-                                            cpu_fused_norms=cpu_fused_norms)
+    kernels = Kernels(cpu_fused_norms=cpu_fused_norms)
+    batched = batched_runner or ModelRunner(lm, dtype, graphs, windows, kernels)
     modes: list[tuple[str, Runner, Policy | None]] = []
     if sequential:
-        modes.append(("sequential", ModelRunner(lm, dtype, cpu_fused_norms=cpu_fused_norms),
+        modes.append(("sequential", ModelRunner(lm, dtype, kernels=kernels),
                       FIFOPolicy()))
     modes.append(("batched", batched, None))
     if onnx:

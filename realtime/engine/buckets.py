@@ -1,5 +1,6 @@
 """The static shapes a GPU engine pads its batches to (CUDA graphs are captured for each), and
-the bound the scheduling policy keeps batches within. Pure: no torch."""
+the bound the scheduling policy keeps batches within; ``GRAPH_BUCKETS``, the server's, written
+here once. Pure: no torch."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 
 from realtime.errors import ConfigError
 
-__all__ = ["Buckets", "parse_sizes"]
+__all__ = ["GRAPH_BUCKETS", "Buckets"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +52,5 @@ class Buckets:
         return [(r, f) for r in self.rows for f in self.frames if r * f <= self.max_cells]
 
 
-def parse_sizes(text: str, what: str) -> tuple[int, ...]:
-    """``"1,2,4"`` -> ``(1, 2, 4)``, or ConfigError naming ``what``."""
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise ConfigError(f"{what}: expected comma-separated integers, got {text!r}") from exc
+# The shapes a GPU engine captures CUDA graphs for (rows: up to the GPU's largest batch).
+GRAPH_BUCKETS = Buckets()

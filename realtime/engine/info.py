@@ -7,8 +7,7 @@ with the same errors (and codes) the model itself raises.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 from realtime.engine.request import ChunkRequest
 from realtime.errors import InputError, unknown_symbols, unknown_voice
@@ -29,6 +28,7 @@ class ModelInfo:
     device: str = "cpu"
     frame_samples: int = FRAME_SAMPLES
     window_s: float | None = None  # a chunk's first piece (windowed decoding); None: whole
+    plan: dict[str, object] = field(default_factory=dict)  # the engine's (EnginePlan.describe)
 
     def check_voice(self, spec: str) -> None:
         """A voice name or blend whose every name is known, or ``VoiceError``."""
@@ -50,18 +50,24 @@ class ModelInfo:
             raise InputError(f"speed must be positive, got {request.speed}")
         self.check_voice(request.voice)
 
-    def as_wire(self) -> dict[str, Any]:
+    def as_wire(self) -> dict[str, object]:
         return {"name": self.name, "voices": list(self.voices),
                 "default_voice": self.default_voice, "vocab": "".join(sorted(self.vocab)),
                 "device": self.device, "frame_samples": self.frame_samples,
-                "window_s": self.window_s}
+                "window_s": self.window_s, "plan": self.plan}
 
     @staticmethod
-    def from_wire(data: dict[str, Any]) -> ModelInfo:
-        return ModelInfo(str(data["name"]), tuple(data["voices"]), str(data["default_voice"]),
-                         frozenset(data["vocab"]), str(data["device"]),
-                         int(data["frame_samples"]),
-                         None if data.get("window_s") is None else float(data["window_s"]))
+    def from_wire(data: dict[object, object]) -> ModelInfo:
+        voices, vocab, frame_samples = data["voices"], data["vocab"], data["frame_samples"]
+        window_s, plan = data.get("window_s"), data.get("plan") or {}
+        if not (isinstance(voices, list) and isinstance(vocab, str)
+                and isinstance(frame_samples, int) and isinstance(plan, dict)
+                and (window_s is None or isinstance(window_s, int | float))):
+            raise TypeError(f"a malformed model info: {data!r}")
+        return ModelInfo(str(data["name"]), tuple(map(str, voices)),
+                         str(data["default_voice"]), frozenset(vocab), str(data["device"]),
+                         frame_samples, None if window_s is None else float(window_s),
+                         {str(k): v for k, v in plan.items()})
 
 
 @dataclass(frozen=True, slots=True)

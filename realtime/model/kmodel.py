@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -31,7 +31,7 @@ from realtime.model.decoder import (
     row_norm_snake_fused,
     rows_2d,
 )
-from realtime.model.layers import Pad, WeightNormed, WNConv1d, time_pad, zero_pad
+from realtime.model.layers import CpuConvs, Pad, WeightNormed, WNConv1d, time_pad, zero_pad
 from realtime.model.text import ProsodyPredictor, TextEncoder
 
 SEED_RANGE = 2**31  # seeds are taken modulo this (the harmonic source's noise hash)
@@ -149,7 +149,8 @@ class KModel(nn.Module):
         Each item's durations equal those it gets alone; its audio equals its audio alone to
         float rounding, which the harmonic source's phase (a running sum of F0 over the whole
         utterance) turns into sample differences, but not into differences one can hear
-        (``realtime.bench.quality.mel_distance_db``; docs/engine.md gives the measured bound).
+        (``realtime.bench.quality.mel_distance_db``; the tests' bound: docs/engine.md, One pass
+        over the batch; the measurements: docs/lab/2026-11-27-one-pass-forward.md).
         Host reads: the rounded durations once, the audio once.
         """
         if not items:
@@ -197,8 +198,8 @@ class KModel(nn.Module):
     def text_side(self, batch: BatchInputs) -> TextSide:
         """ALBERT, the duration predictor and the text encoder over the padded batch.
 
-        On a CPU it stays in float32 under bfloat16 autocast: bfloat16 there moved rounded
-        durations (a sentence's timing), and this side is about a tenth of the work.
+        On a CPU it stays in float32 under bfloat16 autocast: bfloat16 there moves rounded
+        durations (a sentence's timing), and this side is a small part of the work.
         """
         with torch.autocast("cpu", enabled=False):
             return self._text_side(batch)
@@ -243,15 +244,16 @@ class KModel(nn.Module):
         return asr, f0, n, pad
 
     @torch.inference_mode()
-    def use_fft_convs(self, on: bool = True) -> int:
+    def use_fft_convs(self, on: bool = True, convs: CpuConvs | None = None) -> int:
         """Whether the wide float32 convolutions on a CPU run through the FFT (``fftconv.py``,
-        ``WNConv1d.fft_length``; on by default). On: every such layer's weight spectra are
-        computed now (on a CPU), not at the first request; the bytes they take are returned.
-        Off: they are dropped, and those layers convolve directly."""
+        ``WNConv1d.fft_length``; on by default), with ``convs``' thresholds (None: those set
+        before). On: every such layer's weight spectra are computed now (on a CPU), not at the
+        first request; the bytes they take are returned. Off: they are dropped, and those
+        layers convolve directly."""
         held = 0
         for module in self.modules():
             if isinstance(module, WNConv1d):
-                module.fft = on
+                module.convs = replace(convs or module.convs, fft=on)
                 module._spectra = None
                 length = module.fft_length()
                 if length and module.weight_v.device.type == "cpu":
@@ -262,7 +264,7 @@ class KModel(nn.Module):
     def fuse_norms(self, backend: str | None = "inductor") -> None:
         """Run the generator's AdaIN-then-Snake pairs over padded batches as one compiled
         expression (``decoder.norm_snake`` through ``torch.compile``, dynamic shapes: one
-        compile serves every batch shape; about 5 s on a CPU at the first padded batch).
+        compile serves every batch shape, made at the first padded batch).
         ``backend``: torch.compile's (inductor makes the fused kernels); None turns it off."""
         fused = (None if backend is None else
                  torch.compile(norm_snake, backend=backend, dynamic=True, fullgraph=True))
@@ -280,8 +282,9 @@ class KModel(nn.Module):
         one row is a second: torch.compile specialises sizes of 1). Each compiles at its first
         padded batch (a runner's warm-up makes the one it uses). The weight-normed weights are
         computed once here and read as they are (``WeightNormed.frozen``): call it again after
-        changing or moving the parameters. Unpadded rows (the CPU's batch of one) run as
-        before. ``backend``: torch.compile's; None turns it off (and unfreezes the weights)."""
+        changing or moving the parameters. Unpadded rows (the CPU's batch of one) run as they
+        would without it. ``backend``: torch.compile's; None turns it off (and unfreezes the
+        weights)."""
         self._compiled_decoder = (None if backend is None else
                                   _compiled(self.decoder.forward, backend))
         self._compiled_synth = (None if backend is None else
@@ -308,8 +311,8 @@ class KModel(nn.Module):
         """Run the generator's AdaIN-then-Snake pairs over unpadded rows (a batch of one: the
         CPU's, whole or in windows) as one compiled expression (``decoder.row_norm_snake_fused``
         through ``torch.compile``, dynamic shapes, called through ``decoder.rows_2d``: a few
-        kernels serve every stage, length and window; made by :meth:`compile_row_norms`, about
-        5 s on a 2-core CPU with inductor's cache of an earlier process, 20-30 s without).
+        kernels serve every stage, length and window; made by :meth:`compile_row_norms`, from
+        inductor's cache where an earlier process left them).
         ``backend``: torch.compile's (inductor: on a CPU it needs a C++ compiler and Python's
         headers); None turns it off."""
         fused = None if backend is None else _compiled_rows(backend)
@@ -374,10 +377,10 @@ def _compiled(fn: Callable[..., Tensor],
               backend: str | Callable[..., object]) -> Callable[..., Tensor]:
     """``fn`` (the decoder's or the generator's forward) compiled with dynamic shapes and no
     graph break, traced without duck shaping (by default torch.compile gives sizes that are
-    equal in the first batch one symbol, and a batch of 4 rows with a dimension of 4
-    elsewhere, the tiny model's, came out specialised to 4 rows, compiling again for every
-    other row count) and with Python floats as constants (the layers' epsilons: as symbols,
-    dynamo traced the whole decoder a second time to undo them)."""
+    equal in the first batch one symbol, so a batch of 4 rows with a dimension of 4
+    elsewhere, as in the tiny model, would come out specialised to 4 rows and compile again
+    for every other row count) and with Python floats as constants (the layers' epsilons: as
+    symbols, dynamo would trace the whole decoder a second time to undo them)."""
     _allow_recompiles(16)
     compiled = torch.compile(fn, backend=backend, dynamic=True, fullgraph=True)
 

@@ -8,6 +8,7 @@ official state dicts load strictly.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +55,29 @@ class WeightNormed(nn.Module):
         return self._cached[1]
 
 
+@dataclass(frozen=True, slots=True)
+class CpuConvs:
+    """How a float32 convolution runs on a CPU (set on a model by ``KModel.use_fft_convs``).
+
+    ``fft``: through the FFT (``fftconv.py``) for kernels of at least ``fft_taps`` taps between
+    layers of at least ``fft_channels`` channels on both sides, over rows of at least
+    ``fft_blocks`` blocks, where it beats the direct convolution (the generator's k = 7 and
+    k = 11 layers; k = 3 and narrow layers are as fast directly). ``tile``: a long row
+    convolved over tiles of this many output samples folded into the batch (0: never), where
+    oneDNN picks its direct kernel instead of im2col + GEMM, faster for wide or dilated
+    kernels. Measurements: docs/lab/2026-11-29-cpu-fft-convolutions.md and
+    docs/lab/2026-11-29-cpu-tiled-convolutions.md."""
+
+    fft: bool = True
+    fft_taps: int = 7
+    fft_channels: int = 64
+    fft_blocks: int = 4
+    tile: int = 1024
+
+
+CPU_CONVS = CpuConvs()
+
+
 class WNConv1d(WeightNormed):
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, dilation: int = 1, groups: int = 1, bias: bool = True) -> None:
@@ -61,8 +85,8 @@ class WNConv1d(WeightNormed):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         self._init_wn((c_out, c_in // groups, kernel_size), c_out if bias else None)
 
-    # The FFT convolution for wide kernels on a CPU (fft_length); KModel.use_fft_convs sets it.
-    fft = True
+    # How it runs on a CPU in float32 (fft_length, tiles); KModel.use_fft_convs sets it.
+    convs: CpuConvs = CPU_CONVS
     # The weight's spectra for it, by block length: (the weight, its spectra).
     _spectra: dict[int, tuple[Tensor, Tensor]] | None = None
 
@@ -70,27 +94,29 @@ class WNConv1d(WeightNormed):
         if (x.device.type == "cpu" and x.dtype == torch.float32 and self.stride == 1
                 and self.groups == 1 and not torch.is_autocast_enabled("cpu")
                 and not torch.compiler.is_compiling()):
-            length = self.fft_length()
-            if length and x.shape[-1] >= CPU_CONV_FFT_BLOCKS * length:
+            length, tile = self.fft_length(), self.convs.tile
+            if length and x.shape[-1] >= self.convs.fft_blocks * length:
                 return conv1d_fft(x, self.spectrum(length), self.bias, self.padding,
                                   self.weight_v.shape[-1], self.dilation)
-            if CPU_CONV_TILE and x.shape[-1] >= 2 * CPU_CONV_TILE:
-                return conv1d_tiled(x, self.weight, self.bias, self.padding, self.dilation,
-                                    CPU_CONV_TILE)
+            if tile and x.shape[-1] >= 2 * tile:
+                return conv1d_tiled(x, self.weight, self.bias, self.padding, self.dilation, tile)
         return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
 
     def fft_length(self) -> int:
         """The FFT block length this layer's float32 CPU convolution uses (0: convolved
-        directly): wide kernels (``CPU_CONV_FFT_TAPS`` taps or more) between wide layers
-        (``CPU_CONV_FFT_CHANNELS`` channels or more on both sides), under inference mode, where
-        the spectra can be kept (``fftconv.py``; docs/performance.md)."""
-        c_out, c_in, taps = self.weight_v.shape
-        if (not self.fft or taps < CPU_CONV_FFT_TAPS or self.stride != 1 or self.groups != 1
-                or min(c_out, c_in) < CPU_CONV_FFT_CHANNELS
+        directly): wide kernels between wide layers (:class:`CpuConvs`), under inference mode,
+        where the spectra can be kept (``fftconv.py``)."""
+        c_out, c_in, taps, convs = *self.weight_v.shape, self.convs
+        if (not convs.fft or taps < convs.fft_taps or self.stride != 1 or self.groups != 1
+                or min(c_out, c_in) < convs.fft_channels
                 or not torch.is_inference_mode_enabled()):
             return 0
         return block_length(taps)
+
+    @property
+    def fft(self) -> bool:
+        return self.convs.fft
 
     def spectrum(self, length: int) -> Tensor:
         """The weight's spectra for blocks of ``length``, computed on first use and kept until
@@ -103,22 +129,6 @@ class WNConv1d(WeightNormed):
             kept = (weight, weight_spectrum(weight, length))
             self._spectra[length] = kept
         return kept[1]
-
-
-# The FFT convolution (fftconv.py) on a CPU in float32, for kernels of at least 7 taps between
-# layers of at least 64 channels, over rows of at least 4 blocks: on a 2-core AVX2 CPU the
-# generator's k = 7 and k = 11 convolutions took 0.35-0.7x the time of the direct (tiled) ones;
-# k = 3 and narrow layers were about as fast directly (docs/performance.md).
-CPU_CONV_FFT_TAPS = 7
-CPU_CONV_FFT_CHANNELS = 64
-CPU_CONV_FFT_BLOCKS = 4
-
-
-# Output samples per tile of a long float32 convolution on a CPU (0: never tile). Over one
-# long row, oneDNN runs wide or dilated kernels (k = 11, or dilation > 1: most of the
-# generator's resblocks) as im2col + GEMM, which took about twice the time of its direct kernel
-# on an AVX2 CPU; over tiles folded into the batch it picks the direct kernel (docs/performance.md).
-CPU_CONV_TILE = 1024
 
 
 def conv1d_tiled(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, dilation: int,

@@ -76,8 +76,8 @@ async def start_serving(state: AppState, source: EngineSource) -> None:
         for language in Phonemizer.languages():
             state.phonemizers[language] = await asyncio.to_thread(Phonemizer, language)
 
-    # The text front end loads while the engine loads (in this process or its own): a worker
-    # process was ready about 0.7 s after its engine, loading it afterwards.
+    # The text front end loads while the engine loads (in this process or its own), so that a
+    # worker is ready with its engine, not after it (docs/lab/2026-11-29-start-up.md).
     front_end = asyncio.create_task(load_front_end())
     try:
         try:
@@ -162,8 +162,11 @@ def _routes(state: AppState) -> list[BaseRoute]:
 
     async def readyz(request: Request) -> Response:
         ready = state.status == "ready"
-        return JSONResponse({"ready": ready, "status": state.status, "reason": state.reason},
-                            status_code=200 if ready else 503)
+        body: dict[str, object] = {"ready": ready, "status": state.status,
+                                   "reason": state.reason}
+        if state.engine is not None:  # what the engine runs (realtime.engine.plan)
+            body["plan"] = state.engine.info.plan
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
         # Gauges sampled at scrape time (not on every session action).
@@ -256,12 +259,12 @@ def _web_client(config: ServerConfig) -> list[BaseRoute]:
         return []
     directory = config.web_dir or DEFAULT_WEB_DIR
     if not (directory / "index.html").is_file():
-        log.warning("web client not served: no index.html in %s (set --web-dir, or "
+        log.warning("web client not served: no index.html in %s (set REALTIME_WEB_DIR, or "
                     "--no-web-client to silence this)", directory)
 
         async def missing(request: Request) -> Response:
             return _error(404, "not_found", f"the web client is not installed here ({directory}); "
-                          "set --web-dir")
+                          "set REALTIME_WEB_DIR")
         return [Route("/", missing)]
     return [Mount("/", app=StaticFiles(directory=directory, html=True), name="web_client")]
 

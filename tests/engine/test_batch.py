@@ -13,13 +13,8 @@ import pytest
 import torch
 
 from realtime.bench.quality import mel_distance_db
-from realtime.engine.runner.windows import (
-    Piece,
-    WindowPlan,
-    decode_windows,
-    next_pieces,
-    start_windows,
-)
+from realtime.engine.plan import WindowPlan
+from realtime.engine.runner.windows import Piece, decode_windows, next_pieces, start_windows
 from realtime.model import KModel, SynthItem
 from realtime.model import layers as model_layers
 from tests.conftest import TINY_VOCAB, quiet_tiny_model

@@ -1,8 +1,8 @@
 """The decoder over padded batches compiled as one graph (``KModel.compile_decoder``,
-``--compile-decoder``), and the generator over padded batches of windows: the same audio as
-eagerly, one compile for batches of other shapes, padding still silent, and only padded
-batches through it. Traced with aot_eager or dynamo alone (no compiler needed, the graph
-inductor would get; inductor's own figures: docs/engine.md)."""
+``Kernels(compile_decoder=True)``), and the generator over padded batches of windows: the
+same audio as eagerly, one compile for batches of other shapes, padding still silent, and
+only padded batches through it. Traced with aot_eager or dynamo alone (no compiler needed, the graph
+inductor would get; inductor's own figures: docs/lab/2026-12-06-compiled-decoder.md)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import torch
 from realtime.bench.quality import mel_distance_db
 from realtime.config import EngineConfig
 from realtime.engine.buckets import Buckets
+from realtime.engine.plan import Kernels
 from realtime.engine.runner.graphs import StaticForward
 from realtime.engine.runner.local import start_engine
 from realtime.engine.runner.runner import ModelRunner
@@ -136,17 +137,19 @@ def test_it_freezes_the_weights_it_reads() -> None:
 
 def test_the_runner_refuses_what_it_cannot_compile() -> None:
     lm = tiny_loaded()
-    with pytest.raises(ConfigError, match="drop --fused-norms"):
-        ModelRunner(lm, "float32", compile_decoder=True, fused_norms=True)
+    with pytest.raises(ConfigError, match="drop fused_norms"):
+        ModelRunner(lm, "float32", kernels=Kernels(compile_decoder=True, fused_norms=True))
     assert not lm.model.decoder_compiled
     with pytest.raises(ConfigError, match="never padded"):
-        start_engine(lm, EngineConfig(device="cpu", compile_decoder=True, warm_up=False))
+        start_engine(lm, EngineConfig(device="cpu", warm_up=False),
+                     kernels=Kernels(compile_decoder=True))
 
 
 def test_a_compiling_runner_pads_one_row_to_two() -> None:
     """torch.compile specialises sizes of 1: the row buckets start at 2 (one compile)."""
     lm = tiny_loaded()
-    runner = ModelRunner(lm, "float32", Buckets(rows=(1, 2, 4)), compile_decoder=True)
+    runner = ModelRunner(lm, "float32", Buckets(rows=(1, 2, 4)),
+                         kernels=Kernels(compile_decoder=True))
     try:
         assert runner.static is not None and runner.static.buckets.rows == (2, 4)
         assert lm.model.decoder_compiled
@@ -154,18 +157,18 @@ def test_a_compiling_runner_pads_one_row_to_two() -> None:
         lm.model.compile_decoder(None)
 
 
-def test_the_flag_and_environment_reach_the_runner() -> None:
-    """Off by default; ``--compile-decoder`` or REALTIME_COMPILE_DECODER=1 turns it on, and
-    start_engine hands it to the runner (batches of two, windows off: nothing refused)."""
-    from realtime.cli import serve_config
+def test_the_kernels_asked_for_reach_the_runner() -> None:
+    """Off in every plan until a card decides (a runner option of the GPU check, no setting);
+    kernels given to start_engine reach the runner (batches of two, windows off: nothing
+    refused)."""
+    from realtime.engine.plan import plan_engine
 
-    assert not EngineConfig().compile_decoder
-    assert not serve_config([], env={}).engine.compile_decoder
-    assert serve_config(["--compile-decoder"], env={}).engine.compile_decoder
-    assert serve_config([], env={"REALTIME_COMPILE_DECODER": "1"}).engine.compile_decoder
+    assert not plan_engine(EngineConfig(), "cpu").kernels.compile_decoder
+    assert not plan_engine(EngineConfig(), "cuda").kernels.compile_decoder
     lm = tiny_loaded()
-    engine = start_engine(lm, EngineConfig(device="cpu", warm_up=False, compile_decoder=True,
-                                           max_batch=2, windows="off", cpu_fused_norms=False))
+    engine = start_engine(lm, EngineConfig(device="cpu", warm_up=False, max_batch=2,
+                                           windows="off", cpu_fused_norms=False),
+                          kernels=Kernels(compile_decoder=True))
     try:
         assert engine.runner.compile_decoder  # type: ignore[attr-defined]
         assert lm.model.decoder_compiled

@@ -109,7 +109,7 @@ def test_wide_cpu_float32_convolutions_take_the_fft_path(monkeypatch: pytest.Mon
         assert len(calls) == 3
         assert conv.spectrum(block_length(7)) is not spectrum
         assert float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
-        conv.fft = False
+        conv.convs = layers.CpuConvs(fft=False)
         conv(x)
     assert len(calls) == 3
 
@@ -125,9 +125,7 @@ def test_the_tiny_model_through_the_fft(monkeypatch: pytest.MonkeyPatch) -> None
     direct = fft_model.forward_batch(batch)
     assert fft_model.use_fft_convs() == 0  # nothing wide enough at the default thresholds
     calls = count_calls(monkeypatch, layers, "conv1d_fft")
-    monkeypatch.setattr(layers, "CPU_CONV_FFT_TAPS", 3)
-    monkeypatch.setattr(layers, "CPU_CONV_FFT_CHANNELS", 1)
-    held = fft_model.use_fft_convs()
+    held = fft_model.use_fft_convs(convs=layers.CpuConvs(fft_taps=3, fft_channels=1))
     assert held > 0
     together = fft_model.forward_batch(batch)
     assert len(calls) > 20

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from realtime.engine.plan import Kernels
 from realtime.engine.runner.runner import cpu_compile_missing
 from realtime.model import KModel, decoder
 from realtime.model.decoder import (
@@ -208,7 +209,7 @@ def test_inductor_fuses_it_for_every_shape_at_once() -> None:
                     reason="inductor on a CPU needs a C++ compiler and Python's headers")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, inside inductor
 def test_inductor_fuses_the_row_form_once_per_dtype() -> None:
-    """The CPU's compiled row form (what ``--cpu-fused-norms`` runs): one compile for every
+    """The CPU's compiled row form (what ``REALTIME_CPU_FUSED_NORMS`` runs): one compile for every
     width and channel count (windows and the generator's stages differ in both); in float32
     within 3e-5 of the output's scale of the float64 result (measured 0.5-1.5e-5, the eager
     form 0.4-0.9e-5: the kernels sum and take the sine in another order); bfloat16 in,
@@ -236,7 +237,7 @@ def test_inductor_fuses_the_row_form_once_per_dtype() -> None:
                     reason="inductor on a CPU needs a C++ compiler and Python's headers")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, inside inductor
 def test_a_fused_runner_compiles_at_warm_up_and_never_after() -> None:
-    """The server's CPU path (``ModelRunner(cpu_fused_norms=True)``, float32, windows): the
+    """The server's CPU path (``Kernels(cpu_fused_norms=True)``, float32, windows): the
     warm-up compiles the kernels; chunks of other lengths, whole and in windows (slices in
     time, other widths, every stage's channel count), compile nothing more, and sound as the
     eager runner's (the batched-vs-alone floor) with identical durations. A guard that does
@@ -256,7 +257,7 @@ def test_a_fused_runner_compiles_at_warm_up_and_never_after() -> None:
     reqs = [ChunkRequest("s", "c", text, "a", 0.0)
             for text in (SHORT, LONG, LONG[:30] + ".", LONG + " " + LONG)]
     want = [next(iter(ModelRunner(lm, "float32").run([r]))) for r in reqs]
-    runner = ModelRunner(lm, "float32", None, FAST, cpu_fused_norms=True)
+    runner = ModelRunner(lm, "float32", None, FAST, kernels=Kernels(cpu_fused_norms=True))
     try:
         counters.clear()
         runner.warm_up()

@@ -147,7 +147,7 @@ class _Stalled(WholeChunks):
 
 def test_pieces_cross_the_boundary(tmp_path: Path) -> None:
     """Windowed decoding through the sockets: every piece, in order, as the engine made it."""
-    from realtime.engine.runner.windows import WindowPlan
+    from realtime.engine.plan import WindowPlan
 
     address = f"ipc://{tmp_path}/engine"
     server = EngineServer(address)

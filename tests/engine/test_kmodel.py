@@ -110,14 +110,14 @@ def test_tiled_convolution_equals_one_convolution(rows: int, length: int, k: int
 def test_long_cpu_float32_convolutions_take_the_tiled_path(monkeypatch: pytest.MonkeyPatch) -> None:
     conv = WNConv1d(4, 4, 11, dilation=3, padding=15)
     calls = count_calls(monkeypatch, layers, "conv1d_tiled")
-    x = torch.randn(2, 4, 2 * layers.CPU_CONV_TILE)
+    x = torch.randn(2, 4, 2 * layers.CPU_CONVS.tile)
     with torch.inference_mode():
         want = F.conv1d(x, conv.weight, conv.bias, padding=15, dilation=3)
         torch.testing.assert_close(conv(x), want, rtol=1e-5, atol=1e-4)
         assert len(calls) == 1
-        conv(x[..., :layers.CPU_CONV_TILE])  # short: one convolution
+        conv(x[..., :layers.CPU_CONVS.tile])  # short: one convolution
         with torch.autocast("cpu", dtype=torch.bfloat16):  # bfloat16 kernels: not measured
             conv(x)
-        monkeypatch.setattr(layers, "CPU_CONV_TILE", 0)
+        conv.convs = layers.CpuConvs(tile=0)
         conv(x)
     assert len(calls) == 1

@@ -10,10 +10,11 @@ import pytest
 
 from realtime.engine.loop import Engine
 from realtime.engine.pace import GeneratorPace, fit_windows
+from realtime.engine.plan import WindowPlan
 from realtime.engine.policy import EDFPolicy
 from realtime.engine.request import ChunkRequest, Pending
 from realtime.engine.runner.runner import ModelRunner
-from realtime.engine.runner.windows import Cursor, WindowPlan, next_pieces, start_windows
+from realtime.engine.runner.windows import Cursor, next_pieces, start_windows
 from realtime.weights.registry import LoadedModel
 from tests.conftest import chunk_pieces, tiny_loaded
 
@@ -43,7 +44,7 @@ def covers(cursor: Cursor) -> bool:
 
 
 def test_plan_from_a_point_is_the_rest_of_the_plan() -> None:
-    for plan in (WindowPlan(first_s=1.0, later_s=3.0), WindowPlan(growth=2.0)):
+    for plan in (WindowPlan(first_s=1.0, later_s=3.0), WindowPlan(first_s=0.5, later_s=2.0)):
         for frames in range(90, 900, 13):
             cores = plan.cores(frames, 80)
             for i in range(1, len(cores)):

@@ -10,6 +10,7 @@ import pytest
 from realtime.bench.quality import mel_distance_db
 from realtime.engine.buckets import Buckets
 from realtime.engine.loop import Engine
+from realtime.engine.plan import Kernels
 from realtime.engine.policy import EDFPolicy
 from realtime.engine.request import ChunkRequest
 from realtime.engine.runner.runner import ModelRunner
@@ -117,7 +118,8 @@ def test_cpu_fused_norms_switch_the_model_and_need_a_compiler(
     blocks = [m for m in lm.model.modules() if isinstance(m, AdaINResBlock1)]
     try:
         if cpu_compile_missing() is None:
-            assert ModelRunner(lm, "float32", cpu_fused_norms=True).cpu_fused_norms
+            fused = Kernels(cpu_fused_norms=True)
+            assert ModelRunner(lm, "float32", kernels=fused).cpu_fused_norms
             assert blocks and all(b.fused_rows is not None for b in blocks)
         assert not ModelRunner(lm, "float32").cpu_fused_norms
         assert all(b.fused_rows is None for b in blocks)
@@ -125,11 +127,11 @@ def test_cpu_fused_norms_switch_the_model_and_need_a_compiler(
             monkeypatch.setattr(runner.sysconfig, "get_paths",
                                 lambda: {"include": str(tmp_path)})
             with pytest.raises(ConfigError, match=r"Python\.h.*python3-dev"):
-                ModelRunner(lm, "float32", cpu_fused_norms=True)
+                ModelRunner(lm, "float32", kernels=Kernels(cpu_fused_norms=True))
         monkeypatch.setenv("CXX", "/nonexistent/c++")
         assert cxx_compiler() is None
-        with pytest.raises(ConfigError, match=r"C\+\+ compiler.*--no-cpu-fused-norms"):
-            ModelRunner(lm, "float32", cpu_fused_norms=True)
+        with pytest.raises(ConfigError, match=r"C\+\+ compiler.*REALTIME_CPU_FUSED_NORMS=0"):
+            ModelRunner(lm, "float32", kernels=Kernels(cpu_fused_norms=True))
     finally:
         lm.model.fuse_row_norms(None)
 
@@ -144,11 +146,10 @@ def test_cpu_fft_switches_the_models_wide_convolutions(lm: LoadedModel,
     from realtime.model import layers
 
     assert EngineConfig().cpu_fft
-    monkeypatch.setattr(layers, "CPU_CONV_FFT_TAPS", 3)
-    monkeypatch.setattr(layers, "CPU_CONV_FFT_CHANNELS", 1)
+    lm.model.use_fft_convs(convs=layers.CpuConvs(fft_taps=3, fft_channels=1))
     convs = [m for m in lm.model.modules() if isinstance(m, layers.WNConv1d)]
     try:
-        ModelRunner(lm, "float32", cpu_fft=False)
+        ModelRunner(lm, "float32", kernels=Kernels(cpu_fft=False))
         assert not any(c.fft or c._spectra for c in convs)
         ModelRunner(lm, "float32")
         assert all(c.fft for c in convs)
@@ -156,5 +157,4 @@ def test_cpu_fft_switches_the_models_wide_convolutions(lm: LoadedModel,
         ModelRunner(lm, "bfloat16")
         assert not any(c._spectra for c in convs)
     finally:
-        monkeypatch.undo()
-        lm.model.use_fft_convs(True)
+        lm.model.use_fft_convs(True, layers.CPU_CONVS)

@@ -15,10 +15,11 @@ import pytest
 from realtime.bench.quality import mel_distance_db
 from realtime.engine.batch import Piece
 from realtime.engine.loop import Engine
+from realtime.engine.plan import WindowPlan
 from realtime.engine.policy import EDFPolicy
 from realtime.engine.request import ChunkRequest, ChunkResult
 from realtime.engine.runner.runner import ModelRunner
-from realtime.engine.runner.windows import WindowPlan, decode_windows, start_windows
+from realtime.engine.runner.windows import decode_windows
 from realtime.errors import ChunkCancelled, ConfigError
 from realtime.weights.registry import LoadedModel
 from tests.conftest import chunk_pieces, tiny_loaded
@@ -52,30 +53,8 @@ def test_plan_cores_cover_the_chunk() -> None:
         assert all(b == a2 for (_, b), (a2, _) in pairwise(cores))
 
 
-def test_plan_growth_grows_later_windows_from_the_first() -> None:
-    plan = WindowPlan(first_s=1.0, later_s=3.0, growth=2.0)
-    assert plan.cores(100, 80) == [(0, 100)]  # a remainder under half the next window joins
-    # 1 s, then at most twice the window before (2 s), then 3 s: not 1 s then 3 s at once.
-    assert plan.cores(400, 80) == [(0, 80), (80, 240), (240, 400)]
-    # After the first window a remainder joins only up to a quarter of the window's size.
-    assert plan.cores(270, 80) == [(0, 80), (80, 270)]
-    assert plan.cores(300, 80) == [(0, 80), (80, 240), (240, 300)]
-    assert plan.cores(800, 80) == [(0, 80), (80, 240), (240, 480), (480, 720), (720, 800)]
-    assert WindowPlan(first_s=1.0, later_s=3.0, growth=1.5).cores(560, 80) == [
-        (0, 80), (80, 200), (200, 380), (380, 560)]
-    for frames in range(1, 700, 7):
-        cores = plan.cores(frames, 80)
-        assert cores[0][0] == 0 and cores[-1][1] == frames
-        assert all(b == a2 for (_, b), (a2, _) in pairwise(cores))
-        # Each window but a last that took a remainder: at most twice the one before it; that
-        # last one at most a quarter more.
-        assert all(b2 - a2 <= 2 * (b - a) for (a, b), (a2, b2) in pairwise(cores[:-1]))
-        assert all(b2 - a2 <= 2.5 * (b - a) for (a, b), (a2, b2) in pairwise(cores))
-
-
 @pytest.mark.parametrize("bad", [dict(first_s=0), dict(later_s=-1), dict(margin_s=-0.1),
-                                 dict(margin_s=0.001, fade_ms=10), dict(growth=0.5),
-                                 dict(growth=-2)])
+                                 dict(margin_s=0.001, fade_ms=10)])
 def test_plan_refuses_bad_values(bad: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         WindowPlan(**bad)
@@ -107,24 +86,6 @@ def test_pieces_against_the_whole_decode(lm: LoadedModel, seed: int | None) -> N
     shifted = np.concatenate([np.zeros(240, np.float32), whole.audio.numpy()[:-240]])
     assert mel_distance_db(shifted, whole.audio.numpy()) > mel_distance_db(
         audio, whole.audio.numpy())
-
-
-def test_growing_windows_are_decoded_as_planned(lm: LoadedModel) -> None:
-    """With ``growth`` the pieces follow the plan's growing windows (each piece its window's
-    audio, give or take the half crossfade held back at a seam) and join to the chunk."""
-    plan = WindowPlan(first_s=0.02, later_s=0.2, margin_s=0.01, fade_ms=4.0, growth=2.0)
-    it = item(lm, LONG + " " + LONG)
-    whole = lm.model.forward_batch([it])[0]
-    (cursor,) = start_windows(lm.model, [it], plan)
-    sizes = [b - a for a, b in cursor.cores]
-    assert sizes[1] == 2 * sizes[0] and sizes[2] == 2 * sizes[1]  # grown, not later_s at once
-    pieces = list(decode_windows(lm.model, it, plan))
-    assert len(pieces) == len(sizes)
-    half = round(plan.fade_ms * 24 / 2)
-    for piece, frames in zip(pieces, sizes, strict=True):
-        assert abs(len(piece.audio) - frames * cursor.step) <= half
-    assert sum(len(p.audio) for p in pieces) == len(whole.audio)
-    assert np.array_equal(pieces[0].durations, whole.durations.numpy())
 
 
 def test_seams_make_no_click(lm: LoadedModel) -> None:

@@ -27,9 +27,9 @@ def test_playback_counts_an_underrun_when_the_buffer_runs_dry() -> None:
     assert round(p.played_ms(0.21)) == 50
 
 
+@pytest.mark.e2e  # starts `realtime serve` as a subprocess
 def test_short_run_reports_every_session(tmp_path: Path) -> None:
     out = tmp_path / "run"
-@pytest.mark.e2e  # starts `realtime serve` as a subprocess
     assert main(["run", "-n", "3", "--barge-in", "0.5", "--out", str(out), *SHORT]) == 0
     rep = json.loads((out / "report.json").read_text())
     s = rep["sessions"]
@@ -50,9 +50,9 @@ def test_short_run_reports_every_session(tmp_path: Path) -> None:
     assert "time to first audio" in (out / "report.md").read_text()
 
 
+@pytest.mark.e2e  # starts `realtime serve` as a subprocess
 def test_short_abuse_run_leaves_normal_sessions_whole(tmp_path: Path) -> None:
     out = tmp_path / "abuse"
-@pytest.mark.e2e  # starts `realtime serve` as a subprocess
     # The slow and stopped readers take tens of seconds each: the full abuse run has them.
     kinds = "oversized,malformed_msgpack,disconnect_mid_chunk,malformed_json,oversized_huge"
     assert main(["abuse", "-n", "2", "--abusers", "3", "--kinds", kinds, "--barge-in", "0",

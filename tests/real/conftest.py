@@ -19,7 +19,7 @@ import torch
 from realtime.codecs.wav import write_wav
 from realtime.config import load_config
 from realtime.engine.request import ChunkRequest
-from realtime.engine.runner.local import build_runner
+from realtime.engine.runner.local import build_runner, engine_plan
 from realtime.model import SAMPLE_RATE
 from realtime.session.scheduler import TextScheduler
 from realtime.text.phonemize import Phonemizer
@@ -62,7 +62,7 @@ class Speaker:
     whole (windows are held to the whole chunk's sound by test_real_windows.py)."""
 
     def __init__(self, lm: LoadedModel) -> None:
-        self.runner = build_runner(lm, load_config().engine)
+        self.runner = build_runner(lm, engine_plan(load_config().engine, lm.device))
         self.runner.warm_up()
 
     @property

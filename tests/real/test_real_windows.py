@@ -12,13 +12,8 @@ import numpy as np
 import pytest
 
 from realtime.bench.quality import mel_distance_db
-from realtime.engine.runner.windows import (
-    Piece,
-    WindowPlan,
-    decode_windows,
-    next_pieces,
-    start_windows,
-)
+from realtime.engine.plan import WindowPlan
+from realtime.engine.runner.windows import Piece, decode_windows, next_pieces, start_windows
 from realtime.model.kmodel import SynthItem
 from tests.real.conftest import Transcriber, normalise
 

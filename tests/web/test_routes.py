@@ -58,7 +58,7 @@ def test_missing_web_dir_says_so(tmp_path: Path) -> None:
         status, body = running.get("/")
         assert status == 404
         error = json.loads(body)["error"]
-        assert "nowhere" in error["message"] and "--web-dir" in error["message"]
+        assert "nowhere" in error["message"] and "REALTIME_WEB_DIR" in error["message"]
     finally:
         stop_server(running)
 

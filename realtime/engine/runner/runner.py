@@ -18,10 +18,11 @@ import torch
 
 from realtime.engine.batch import Cursor, Piece, RunOutput, WholeChunks
 from realtime.engine.info import ModelInfo
+from realtime.engine.plan import PLAIN, Kernels, WindowPlan, resolve_dtype
 from realtime.engine.request import ChunkRequest
 from realtime.engine.runner.graphs import Buckets, StaticForward, describe
 from realtime.engine.runner.windows import Cursor as WindowCursor
-from realtime.engine.runner.windows import WindowPlan, next_pieces, start_windows
+from realtime.engine.runner.windows import next_pieces, start_windows
 from realtime.errors import ConfigError
 from realtime.model.kmodel import KModel, SynthItem
 from realtime.weights.registry import LoadedModel
@@ -70,17 +71,9 @@ def use_fused_row_norms(model: KModel, on: bool) -> None:
     if missing:
         raise ConfigError(
             f"the CPU's fused norms are compiled with torch.compile, which needs {missing}: "
-            f"install it (`make install` does) or turn them off with --no-cpu-fused-norms "
-            f"(REALTIME_CPU_FUSED_NORMS=0)")
+            f"install it (`make install` does), or run without compiled kernels: --eager "
+            f"(REALTIME_EAGER=1) or REALTIME_CPU_FUSED_NORMS=0")
     model.fuse_row_norms("inductor" if on else None)
-
-
-def default_max_batch(device: torch.device) -> int:
-    """Chunks per engine batch, by device. On the CPU a batch runs no faster per item than one
-    chunk (the decoder is compute-bound and its activations outgrow the caches), so a batch of
-    one lets the policy re-choose after every chunk: a new context's first chunk then waits
-    behind one chunk, not a batch. A GPU takes up to 128 (the largest graph bucket)."""
-    return 1 if device.type == "cpu" else 128
 
 
 def native_bf16() -> bool:
@@ -96,15 +89,6 @@ def native_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def default_dtype(device: torch.device) -> DType:
-    """float16 on CUDA (measured faster than bfloat16 there, docs/engine.md); on the CPU
-    bfloat16 where the CPU has bfloat16 arithmetic (1.36x float32 on an AVX-512 BF16 EPYC,
-    the same words heard; docs/engine.md), else float32 (bfloat16 emulated is no faster)."""
-    if device.type == "cuda":
-        return "float16"
-    return "bfloat16" if native_bf16() else "float32"
 
 
 
@@ -135,20 +119,16 @@ class ModelRunner(WholeChunks):
 
     def __init__(self, lm: LoadedModel, dtype: DType = "auto",
                  graphs: Buckets | None = None, windows: WindowPlan | None = None,
-                 fused_norms: bool = False, cpu_fft: bool = True,
-                 cpu_fused_norms: bool = False, compile_decoder: bool = False) -> None:
-        if dtype == "auto":
-            dtype = default_dtype(lm.device)
-        if dtype != "float32" and dtype not in _DTYPES:
+                 kernels: Kernels = PLAIN) -> None:
+        fused_norms, compile_decoder = kernels.fused_norms, kernels.compile_decoder
+        cpu_fft, cpu_fused_norms = kernels.cpu_fft, kernels.cpu_fused_norms
+        if dtype != "float32" and dtype != "auto" and dtype not in _DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
-        if dtype == "float16" and lm.device.type != "cuda":
-            raise ConfigError("dtype float16 needs a CUDA device; on the CPU use bfloat16")
-        if compile_decoder and fused_norms:
-            raise ConfigError("--compile-decoder fuses the norm-and-Snake pairs itself: drop "
-                              "--fused-norms")
+        dtype = resolve_dtype(dtype, lm.device.type,  # type: ignore[assignment]
+                              lm.device.type == "cpu" and native_bf16())
         missing = cpu_compile_missing() if compile_decoder and lm.device.type == "cpu" else None
         if missing:
-            raise ConfigError(f"--compile-decoder on a CPU needs {missing}")
+            raise ConfigError(f"the compiled decoder on a CPU needs {missing}")
         if fused_norms:
             lm.model.fuse_norms()
         if compile_decoder:
@@ -157,6 +137,7 @@ class ModelRunner(WholeChunks):
             # torch.compile specialises sizes of 1: a batch of one row would be a second
             # compile (a minute or two), so it pads to two rows instead.
             graphs = replace(graphs, rows=tuple(sorted({max(2, r) for r in graphs.rows})))
+        self.kernels = kernels
         self.compile_decoder = compile_decoder
         if lm.device.type == "cpu":
             held = lm.model.use_fft_convs(cpu_fft and dtype == "float32")
@@ -234,10 +215,8 @@ class ModelRunner(WholeChunks):
         """Run the kernels once (first calls allocate and pick algorithms), and make the
         static shapes' graphs, with progress in the log.
 
-        On a CPU one short chunk is enough: a padded batch of the two (about 5.5 s of a 2-core
-        machine's start) made the first request no faster than the short chunk alone did
-        (first windowed piece of a new sentence about 1.0 s either way, 1.25 s with no warm-up
-        at all; docs/engine.md)."""
+        On a CPU one short chunk is enough: a padded batch of the two lengthens the start
+        without making the first request any sooner (docs/lab/2026-11-29-start-up.md)."""
         voice = self.lm.default_voice
         vocab = self.lm.model.config.vocab
         texts = ["".join(c for c in p if c in vocab) for p in WARM_UP_PHONEMES]

@@ -1,7 +1,7 @@
 """Windowed decoding: a chunk's audio in pieces, the first one early.
 
-On a CPU the decoder's generator is about 90% of a chunk's work, and a chunk's first sample
-used to wait for all of it. Here the text side, the alignment, the F0 and energy curves, the
+On a CPU the decoder's generator is most of a chunk's work, and decoded whole, a chunk's
+first sample waits for all of it. Here the text side, the alignment, the F0 and energy curves, the
 frame-rate decoder blocks and the harmonic source run over the whole chunk (so the prosody and
 their statistics stay the chunk's), and the generator runs over windows of frames: a short
 first window, longer later ones, each with ``margin_s`` of context on both sides (more than
@@ -11,7 +11,8 @@ Inside a window the generator's instance norms take their statistics over the wi
 margins included): what makes the pieces differ from the chunk decoded whole. Neighbouring
 windows overlap, and each seam is crossfaded over ``fade_ms`` (raised cosine), the earlier
 window's last ``fade_ms / 2`` held back until the next one is done, so a seam makes no click.
-docs/engine.md gives the measured differences behind the defaults.
+docs/windows.md explains the defaults; the measurements behind them are in
+docs/lab/2026-11-28-window-choices.md.
 
 A chunk that fits one window is decoded whole, exactly as :meth:`KModel.forward_batch` would.
 
@@ -33,75 +34,12 @@ import torch
 from torch import Tensor
 
 from realtime.engine.batch import Piece
-from realtime.errors import ConfigError
+from realtime.engine.plan import WindowPlan
 from realtime.model.config import SAMPLE_RATE
 from realtime.model.kmodel import KModel, SynthItem
 from realtime.model.layers import Pad, zero_pad_
 
-__all__ = ["Cursor", "Front", "Piece", "WindowPlan", "decode_windows", "next_pieces",
-           "start_windows"]
-
-
-@dataclass(frozen=True, slots=True)
-class WindowPlan:
-    """Window sizes in seconds of audio: ``first_s`` for the first, ``later_s`` for the rest
-    (a remainder under half of the next window joins the window before it); ``margin_s`` of
-    context on each side; ``fade_ms`` of crossfade at each seam. ``growth`` (0: off): each
-    later window at most ``growth`` times the one before it, up to ``later_s`` (2: 1, 2, 3, 3,
-    ... s; a remainder joins a later window only up to a quarter of its size), for a CPU too
-    slow to make the second window before the first one's audio has played (docs/engine.md).
-    ``adaptive``: the engine cuts a later window short where the generator's measured speed
-    says it would not be done before the chunk's audio so far has played (never below
-    ``first_s``; :meth:`Cursor.cap_next`, ``realtime/engine/pace.py``)."""
-
-    first_s: float = 1.0
-    later_s: float = 3.0
-    margin_s: float = 0.2
-    fade_ms: float = 10.0
-    growth: float = 0.0
-    adaptive: bool = False
-
-    def __post_init__(self) -> None:
-        if not (self.first_s > 0 and self.later_s > 0):
-            raise ConfigError(f"window sizes must be positive, got first {self.first_s} s, "
-                              f"later {self.later_s} s")
-        if self.margin_s < 0 or self.fade_ms < 0:
-            raise ConfigError("window margin and crossfade must not be negative")
-        if self.growth != 0 and not 1 <= self.growth <= 100:
-            raise ConfigError(f"window growth must be 0 (off) or 1 to 100, got {self.growth}")
-        if self.fade_ms / 2000.0 > self.margin_s:
-            raise ConfigError(f"the crossfade ({self.fade_ms} ms) needs a margin of at least "
-                              f"half of it (margin {self.margin_s} s)")
-
-    def padded_s(self) -> tuple[float, float]:
-        """Seconds of audio the generator runs for the first and for each later window, margins
-        included (the policy's bound on a batch of windows)."""
-        return self.first_s + 2 * self.margin_s, self.later_s + 2 * self.margin_s
-
-    def cores(self, frames: int, rate: float, start: int = 0,
-              previous: int = 0) -> list[tuple[int, int]]:
-        """The windows' own frames ``[a, b)`` over ``frames`` frames at ``rate`` per second;
-        from frame ``start`` after a window of ``previous`` frames (0: from the first window;
-        how a cursor re-plans the rest of a chunk after cutting a window short)."""
-        later = max(1, round(self.later_s * rate))
-        out: list[tuple[int, int]] = []
-        a, size = start, (max(1, round(self.first_s * rate)) if not previous
-                          else self._following(previous, later))
-        while a < frames:
-            b = min(frames, a + size)
-            following = self._following(b - a, later)
-            # A remainder under half the next window joins this one; with growth, a later
-            # window takes in at most a quarter of itself, so as to stay near its bound.
-            first = not out and not previous
-            if frames - b < (following / 2 if not self.growth or first else size / 4):
-                b = frames
-            out.append((a, b))
-            a, size = b, following
-        return out
-
-    def _following(self, size: int, later: int) -> int:
-        """The window after one of ``size`` frames (``later``: a later window's frames)."""
-        return later if not self.growth else min(later, round(self.growth * size))
+__all__ = ["Cursor", "Front", "decode_windows", "next_pieces", "start_windows"]
 
 
 @dataclass(eq=False, slots=True)
