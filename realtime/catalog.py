@@ -2,8 +2,8 @@
 
 The command line and the configuration check ``--model`` against these names in processes that
 never load a model: the supervisor of ``realtime serve`` (which only spawns the engine and the
-session workers), ``realtime models`` and ``realtime --help``. Importing torch and transformers
-takes 5-7 s on a 2-core machine; the supervisor used to pay it before it spawned anything.
+session workers), ``realtime models`` and ``realtime --help``: importing torch is slow, and the
+supervisor would pay for it before spawning anything (docs/lab/2026-11-29-start-up.md).
 ``realtime/weights/registry.py`` builds one ``ModelSpec`` for each name here (a test holds the
 two to the same names).
 """

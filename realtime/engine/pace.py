@@ -1,6 +1,6 @@
 """Adaptive window sizes: the generator's measured speed, and each chunk's next window cut to
 what that speed makes before the chunk's listener runs out of audio (``WindowPlan.adaptive``,
-docs/engine.md). Pure: no torch (the engine loop imports it)."""
+docs/windows.md). Pure: no torch (the engine loop imports it)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 # The share of a chunk's remaining audio that its next window may take to make: the rest is
-# room for the pace's error (a window's time varies by 10-20% on a shared 2-core machine).
+# room for the pace's error (a window's time varies, the more so on a shared machine).
 SAFETY = 0.85
 
 

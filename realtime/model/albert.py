@@ -1,10 +1,10 @@
 """ALBERT, Kokoro's "PL-BERT": its modules under the names the checkpoint gives them, and one
 pass over a padded batch.
 
-Our own rather than ``transformers.AlbertModel``: the forward already ran its own pass over that
-model's modules (masks for padded keys, no per-call Python work), so transformers only built
-the modules, and importing it took about 3 s of every engine process's start on a 2-core
-machine (torch.distributed, dynamo and image utilities come with it). The names, shapes and
+Our own rather than ``transformers.AlbertModel``: the forward is our own pass over the modules
+(masks for padded keys, no per-call Python work), so transformers would only build them, and
+importing it slows every engine process's start (torch.distributed, dynamo and image utilities
+come with it; docs/lab/2026-11-29-start-up.md). The names, shapes and
 arithmetic are ALBERT's: embeddings of width ``embedding_size`` (128) with word, position and
 token-type (always type 0) tables and a layer norm, a linear map to ``hidden_size``, then one
 shared layer (self-attention, post-norm; feed-forward with tanh GELU, post-norm) run

@@ -79,7 +79,8 @@ def row_norm_snake(x: Tensor, gamma: Tensor, beta: Tensor, alpha: Tensor) -> Ten
     the centred values, exact where a mean dwarfs the spread); the sine's argument ``t = alpha
     * y`` written over the centred copy, Snake's alpha folded into the norm's scale and shift;
     ``sin(t)`` (new); then ``y + sin(alpha y)^2 / alpha = (t + sin(t)^2) / alpha`` in place.
-    On a 2-core CPU the generator's pairs took 0.31 s of a 6 s sentence instead of 0.45 s.
+    Fewer passes make the generator's pairs faster on a CPU
+    (docs/lab/2026-11-29-cpu-row-norm-snake.md).
 
     Statistics in float32 (float64 for float64), the result in ``x``'s dtype, except bfloat16,
     whose sine runs in float32 as in :func:`_snake` (the result is then float32 too)."""
@@ -167,9 +168,10 @@ def norm_snake(x: Tensor, keep: Tensor, inv_count: Tensor, gamma: Tensor, beta: 
 
 def _snake(x: Tensor, alpha: Tensor) -> Tensor:
     """Snake: x + sin(alpha x)^2 / alpha, in four passes over ``x``, each writing into one new
-    tensor (on a CPU the plain expression was a third of the decoder's time; on a GPU these
-    passes over the largest activations are what the decoder waits for). In ``x``'s dtype,
-    except bfloat16, whose 8-bit mantissa is too coarse for the sine: float32 there."""
+    tensor, fewer than the plain expression makes: these passes over the largest activations
+    weigh on the decoder's time on a CPU and are what it waits for on a GPU
+    (docs/lab/2026-11-28-memory-traffic.md). In ``x``'s dtype, except bfloat16, whose 8-bit
+    mantissa is too coarse for the sine: float32 there."""
     a = alpha if x.dtype == torch.bfloat16 else alpha.to(x.dtype)
     out = torch.mul(x, a)
     torch.sin_(out)

@@ -26,8 +26,7 @@ def block_length(taps: int) -> int:
     """The FFT length for a kernel of ``taps`` taps: the power of two from 32 that is at least
     ``4 * (taps - 1)``, so that at most a quarter of each block's outputs are discarded (32 for
     k = 7, 64 for k = 11). Longer blocks waste less on the wrap-around but make the spectra
-    larger; on a 2-core CPU k = 7 ran as fast in blocks of 32 as of 64, and k = 11 within 10%
-    from 64 to 256."""
+    larger, for little or no gain in speed (docs/lab/2026-11-29-cpu-fft-convolutions.md)."""
     length = 32
     while length < 4 * (taps - 1):
         length *= 2
@@ -69,7 +68,8 @@ def conv1d_fft(x: Tensor, spectrum: Tensor, bias: Tensor | None, padding: int, t
     # product together, in layouts that read contiguous memory: their spectra [bins, C_in,
     # cols], the product [bins, C_out, cols], transformed back from [C_out, cols, bins]. The
     # bias goes into bin 0 (a constant b adds L * b there). Segments keep those arrays near
-    # SEGMENT_BYTES, within the CPU's caches: a 10 s row in one went 1.3-1.8x slower.
+    # SEGMENT_BYTES, within the CPU's caches: a long row in one piece is slower
+    # (docs/lab/2026-11-29-cpu-fft-convolutions.md).
     y = x.new_empty(rows, c_out, n, step, dilation)
     column = spectrum.element_size() * bins * max(c_in, c_out)  # one block's spectra, bytes
     per = max(1, SEGMENT_BYTES // (column * rows * dilation))

@@ -20,7 +20,7 @@ from realtime.engine.request import ChunkResult
 MARGIN = 1.15  # plan for a little slower than measured
 NO_PLAN_BELOW = 0.2
 MOST = 0.8
-CPU_START = 0.7  # before any chunk is measured: the embedded model on a 2-core AVX2 CPU
+CPU_START = 0.7  # before any chunk is measured: the embedded model's factor on a small CPU
 WEIGHT = 0.2  # of each new chunk in the average
 
 

@@ -207,9 +207,8 @@ class Context:
         """Until when text after the first chunk may wait for a sentence or clause end rather
         than be cut by the buffer delay: the audio sent and queued runs out then, less the time
         to synthesise the waiting text and a margin. Only where synthesis is far ahead of real
-        time (no chunk plan): on a slow engine a longer chunk costs a gap (measured: 4
-        underruns, 1.8 s of silence in 60 s with the hold, against 2 and 0.27 s without). None
-        while no audio has started."""
+        time (no chunk plan): on a slow engine a longer chunk costs a gap. None while no audio
+        has started."""
         if self.first_audio_at is None or self.scheduler.config.plan_rtf is not None:
             return None
         # (no `now`: the playback clock's end; chunks kept back for the lead will play too)

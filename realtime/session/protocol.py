@@ -19,7 +19,8 @@ endpoint: its ``"audio"`` Sends come out no more than ``max_lead_s`` of audio ah
 playback from its first frame, and its chunks are submitted only as far ahead as that needs
 (see ``Context``). A Send is meant to be written at once.
 
-See docs/protocol.md for the wire contract this implements.
+See docs/protocol.md for the wire contract this implements, and docs/protocol-session.md
+for its limits, pacing and the endpoint around it.
 """
 
 from __future__ import annotations
