@@ -18,6 +18,13 @@ from realtime.weights.tiny import tiny_config as _tiny_config
 # they run eagerly unless a test asks (tests/engine/test_fused.py, the real server's test).
 os.environ.setdefault("REALTIME_CPU_FUSED_NORMS", "0")
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test of the real model (marker ``real``) is end to end too (marker ``e2e``)."""
+    for item in items:
+        if item.get_closest_marker("real") is not None:
+            item.add_marker(pytest.mark.e2e)
+
+
 # A small symbol set: enough for tests to write phoneme strings.
 TINY_VOCAB = {c: i + 1 for i, c in enumerate(" .,!?abdefhiklmnoprstuvwzæðŋɑɔəɛɪʊʌˈˌː")}
 

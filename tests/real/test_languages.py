@@ -17,7 +17,7 @@ from realtime.text.phonemize import Phonemizer
 from realtime.voice_names import voice_info
 from tests.real.conftest import Speaker, Transcriber, normalise_any, word_error_rate
 
-pytestmark = [pytest.mark.real, pytest.mark.e2e]
+pytestmark = pytest.mark.real
 
 SPANISH = [
     "¿Dónde está la biblioteca más cercana?",

@@ -12,7 +12,7 @@ from realtime.bench.quality import mel_distance_db
 from realtime.text.g2p import EspeakG2P
 from tests.real.conftest import Transcriber, normalise
 
-pytestmark = [pytest.mark.real, pytest.mark.e2e]
+pytestmark = pytest.mark.real
 
 TEXTS = [
     "Hello there.",

@@ -13,7 +13,7 @@ from realtime.bench.quality import mel_distance_db
 from realtime.engine.runner.runner import native_bf16
 from tests.real.conftest import Transcriber, normalise
 
-pytestmark = [pytest.mark.real, pytest.mark.e2e,
+pytestmark = [pytest.mark.real,
               pytest.mark.skipif(not native_bf16(), reason="no bfloat16 arithmetic here")]
 
 PHONEMES = json.loads((Path(__file__).parents[2] / "scripts" / "gpu_check_phonemes.json")

@@ -16,7 +16,7 @@ from realtime.model import SAMPLE_RATE
 from tests.real.conftest import Transcriber, word_error_rate
 from tests.web.pages import ARTIFACTS, check_played_through, chromium, open_page, save_audio
 
-pytestmark = [pytest.mark.real, pytest.mark.e2e]
+pytestmark = pytest.mark.real
 
 TEXT = "Your table for four is booked for Friday evening, and we look forward to seeing you."
 

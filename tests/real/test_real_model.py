@@ -25,7 +25,7 @@ from realtime.weights.embedded import ONNX_NAME, ensure_embedded_model
 from realtime.weights.registry import LoadedModel, load_model
 from tests.real.conftest import Speaker, Transcriber, normalise, word_error_rate
 
-pytestmark = [pytest.mark.real, pytest.mark.e2e]
+pytestmark = pytest.mark.real
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",

@@ -19,7 +19,7 @@ import pytest
 from realtime.client import RealtimeClient
 from tests.server.conftest import free_port
 
-pytestmark = [pytest.mark.real, pytest.mark.e2e]
+pytestmark = pytest.mark.real
 
 
 def _ready(url: str) -> bool:

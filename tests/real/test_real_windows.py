@@ -17,7 +17,7 @@ from realtime.engine.runner.windows import Piece, decode_windows, next_pieces, s
 from realtime.model.kmodel import SynthItem
 from tests.real.conftest import Transcriber, normalise
 
-pytestmark = [pytest.mark.real, pytest.mark.e2e]
+pytestmark = pytest.mark.real
 
 # Phonemes of the GPU check's sentences (made with our front end); the first four with more
 # than one window.

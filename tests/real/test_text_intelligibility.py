@@ -14,7 +14,7 @@ from realtime.text.numbers import digits
 from realtime.text.phonemize import Phonemizer
 from tests.real.conftest import Speaker, Transcriber, word_error_rate
 
-pytestmark = [pytest.mark.real, pytest.mark.e2e]
+pytestmark = pytest.mark.real
 
 SENTENCES = [
     "Dr. Smith paid $4.50 for coffee on 3/14.",
