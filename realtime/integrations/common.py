@@ -44,6 +44,16 @@ class ServerError(Exception):
                    cid if isinstance(cid, str) else None)
 
 
+def closed_error(closed: websockets.ConnectionClosed) -> ServerError:
+    """A closed session as a ``ServerError``: ``close_<code>`` with the server's reason, or
+    ``close_1006`` when no close frame came (the connection was lost)."""
+    if closed.rcvd is None:
+        return ServerError("close_1006", "connection lost", close_code=1006)
+    code = closed.rcvd.code
+    return ServerError(f"close_{code}", closed.rcvd.reason or "connection closed",
+                       close_code=code)
+
+
 def refusal(exc: BaseException) -> ServerError | None:
     """What a failed connect says, as a ``ServerError``: a close after the handshake (1008 wrong
     API key, 1013 full or not serving) or an HTTP refusal of the handshake (401, 503). None for
@@ -53,8 +63,7 @@ def refusal(exc: BaseException) -> ServerError | None:
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, websockets.ConnectionClosed) and cause.rcvd is not None:
-            code, reason = cause.rcvd.code, cause.rcvd.reason
-            return ServerError(f"close_{code}", reason or "connection closed", close_code=code)
+            return closed_error(cause)
         if isinstance(cause, websockets.InvalidStatus):
             status = cause.response.status_code
             body = cause.response.body.decode(errors="replace") if cause.response.body else ""

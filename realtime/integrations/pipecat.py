@@ -59,6 +59,7 @@ from realtime.integrations.common import (  # noqa: E402
     PCM16_RATES,
     RateBucket,
     ServerError,
+    closed_error,
     connect_headers,
     refusal,
     server_language,
@@ -309,8 +310,9 @@ class RealtimeTTSService(WebsocketTTSService):
 
     async def _handle_interruption(self, frame: InterruptionFrame,
                                    direction: FrameDirection) -> None:
-        # pipecat interrupts the audio contexts it has; one it ended in a pause of the LLM's
-        # text (nothing owed) may still be open on the server, waiting for the rest of its turn
+        # pipecat interrupts the audio contexts it has; one it ended early (its audio timeout,
+        # which _hold_open keeps off unless the event loop stalls) may still be open on the
+        # server, waiting for the rest of its turn
         kept = {c for c, x in self._tts_contexts.items() if not x.interruptible}
         idle = [c for c, x in self._contexts.items() if not (x.done or x.failed)
                 and c not in kept and not self.audio_context_available(c)]
@@ -331,13 +333,13 @@ class RealtimeTTSService(WebsocketTTSService):
     async def on_turn_context_completed(self) -> None:
         cid = self._turn_context_id
         await super().on_turn_context_completed()
-        if cid is not None:  # pipecat flushes only a context it has: one ended in a pause too
+        if cid is not None:  # pipecat flushes only a context it has: one it ended early too
             await self.flush_audio(cid)
 
     async def on_audio_context_completed(self, context_id: str) -> None:
         ctx = self._contexts.get(context_id)
         if ctx is not None and not (ctx.done or ctx.failed):
-            pass  # ended by pipecat in a pause of the LLM's text: the rest of the turn goes on
+            pass  # ended early by pipecat (its audio timeout): the rest of the turn goes on
         elif ctx is not None and not ctx.failed:  # failed ones stay: the turn's text drops
             del self._contexts[context_id]
         elif len(self._contexts) > MAX_FAILED:
@@ -384,9 +386,7 @@ class RealtimeTTSService(WebsocketTTSService):
                     return
             except websockets.ConnectionClosed as closed:
                 if not self._disconnecting:
-                    code = closed.rcvd.code if closed.rcvd else 1006
-                    reason = closed.rcvd.reason if closed.rcvd else "connection lost"
-                    await self._lose_all(ServerError(f"close_{code}", reason, close_code=code))
+                    await self._lose_all(closed_error(closed))
                 return
 
     async def _receive_messages(self) -> None:
@@ -490,9 +490,7 @@ class RealtimeTTSService(WebsocketTTSService):
         except SessionLost as lost:
             return await self._recover(lost) and cid in self._contexts
         except websockets.ConnectionClosed as closed:
-            code = closed.rcvd.code if closed.rcvd else 1006
-            await self._lose_all(ServerError(f"close_{code}", closed.rcvd.reason if closed.rcvd
-                                             else "connection lost", close_code=code))
+            await self._lose_all(closed_error(closed))
             return False
 
     async def _recover(self, lost: SessionLost) -> bool:

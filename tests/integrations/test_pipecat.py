@@ -280,11 +280,30 @@ async def replace_after(event: asyncio.Event, first: Running, holder: dict[str, 
     holder["second"] = await asyncio.to_thread(serve, int(first.url.rsplit(":", 1)[1]))
 
 
+def run_replacing(tts: RealtimeTTSService, seen: Callable[[Frame], Awaitable[None]],
+                  event: asyncio.Event, first: Running, frames: list[Frame]
+                  ) -> tuple[Sequence[Frame], Sequence[Frame]]:
+    """``frames`` through ``tts`` while ``first`` is replaced once ``event`` is set
+    (``replace_after``); the frames that came down and up. Whichever server runs last stops."""
+    holder: dict[str, Running] = {}
+
+    async def main() -> tuple[Sequence[Frame], Sequence[Frame]]:
+        async with asyncio.timeout(90):
+            task = asyncio.create_task(replace_after(event, first, holder))
+            out = await run_test(Pipeline([tts, Probe(seen)]), frames_to_send=frames)
+            await task
+            return out
+
+    try:
+        return asyncio.run(main())
+    finally:
+        stop_server(holder.get("second", first))
+
+
 def test_drain_then_reconnect() -> None:
     """The server drains (close 1001) and a new one takes its place on the same port: the
     service reconnects with backoff and the next utterance plays."""
     first = serve()
-    holder: dict[str, Running] = {}
     spoke = asyncio.Event()
 
     generations: list[int] = []
@@ -296,20 +315,8 @@ def test_drain_then_reconnect() -> None:
             spoke.set()
 
     tts = service(first, reconnect=PATIENT)
-
-    async def main() -> tuple[Sequence[Frame], Sequence[Frame]]:
-        async with asyncio.timeout(90):
-            task = asyncio.create_task(replace_after(spoke, first, holder))
-            out = await run_test(Pipeline([tts, Probe(stopped)]),
-                                 frames_to_send=[TTSSpeakFrame(TEXT), SleepFrame(2.0),
-                                                 TTSSpeakFrame(TEXT)])
-            await task
-            return out
-
-    try:
-        down, up = asyncio.run(main())
-    finally:
-        stop_server(holder.get("second", first))
+    down, up = run_replacing(tts, stopped, spoke, first,
+                             [TTSSpeakFrame(TEXT), SleepFrame(2.0), TTSSpeakFrame(TEXT)])
     assert not [f for f in up if isinstance(f, ErrorFrame)]
     contexts = {f.context_id for f in down if isinstance(f, TTSAudioRawFrame)}
     assert len(contexts) == 2  # both utterances played
@@ -321,7 +328,6 @@ def test_drain_mid_turn_resumes() -> None:
     waits for more tokens): the turn goes on in a new session on the replacement server, in the
     same pipecat context, every word spoken once and in order."""
     first = serve()
-    holder: dict[str, Running] = {}
     heard = asyncio.Event()
     part1, part2 = "Sure! Your order shipped today. ", "It should arrive on Monday morning."
     generations: list[int] = []
@@ -337,18 +343,7 @@ def test_drain_mid_turn_resumes() -> None:
                            SleepFrame(1.5),
                            *[LLMTextFrame(part2[i:i + 4]) for i in range(0, len(part2), 4)],
                            LLMFullResponseEndFrame()]
-
-    async def main() -> tuple[Sequence[Frame], Sequence[Frame]]:
-        async with asyncio.timeout(90):
-            task = asyncio.create_task(replace_after(heard, first, holder))
-            out = await run_test(Pipeline([tts, Probe(seen)]), frames_to_send=frames)
-            await task
-            return out
-
-    try:
-        down, up = asyncio.run(main())
-    finally:
-        stop_server(holder.get("second", first))
+    down, up = run_replacing(tts, seen, heard, first, frames)
     assert not [f for f in up if isinstance(f, ErrorFrame)]
     assert len({f.context_id for f in down if isinstance(f, TTSAudioRawFrame)}) == 1
     assert generations[0] == 0 and generations[-1] == 1  # resumed on a new session
