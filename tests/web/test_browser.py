@@ -8,7 +8,6 @@ Screenshots go to ``test-artifacts/`` (``REALTIME_TEST_ARTIFACTS`` to change it)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,6 @@ from tests.web.pages import (
     ARTIFACTS,
     PageRun,
     check_played_through,
-    chromium,
     open_page,
     save_audio,
 )
@@ -34,27 +32,6 @@ pytestmark = pytest.mark.e2e  # a real Chromium
 def model() -> LoadedModel:
     weights, voices = build_tiny(real_rate=True)
     return LoadedModel("tiny-random", Path("."), weights, voices, "jf_alpha")
-
-
-@pytest.fixture(scope="module")
-def server(model: LoadedModel) -> Iterator[Running]:
-    running = start_server(tiny_config_for_tests(), lambda cfg: model)
-    running.wait_ready()
-    yield running
-    stop_server(running)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from chromium()
-
-
-@pytest.fixture
-def page(browser: Browser, server: Running) -> Iterator[PageRun]:
-    run = open_page(browser, server.url)
-    run.page.wait_for_selector("#speak:enabled", timeout=30_000)
-    yield run
-    run.page.context.close()
 
 
 def test_speak_plays_every_frame_and_lights_every_word(page: PageRun, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ from playwright.sync_api import Browser, BrowserContext, WebSocketRoute
 from realtime.weights.registry import LoadedModel
 from realtime.weights.tiny import build_tiny
 from realtime.weights.voices import VoiceLibrary
-from tests.server.conftest import Running, start_server, stop_server, tiny_config_for_tests
-from tests.web.pages import PageRun, chromium, open_page
+from tests.server.conftest import Running
+from tests.web.pages import PageRun, open_page
 
 pytestmark = pytest.mark.e2e  # a real Chromium
 
@@ -43,27 +42,6 @@ def model() -> LoadedModel:
     voices = VoiceLibrary({name: torch.randn(510, 1, width, generator=g) for name in NAMES},
                           style_width=width)
     return LoadedModel("tiny-families", Path("."), weights, voices, DEFAULT)
-
-
-@pytest.fixture(scope="module")
-def server(model: LoadedModel) -> Iterator[Running]:
-    running = start_server(tiny_config_for_tests(), lambda cfg: model)
-    running.wait_ready()
-    yield running
-    stop_server(running)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from chromium()
-
-
-@pytest.fixture
-def page(browser: Browser, server: Running) -> Iterator[PageRun]:
-    run = open_page(browser, server.url)
-    run.page.wait_for_selector("#speak:enabled", timeout=30_000)
-    yield run
-    run.page.context.close()
 
 
 def speak(run: PageRun, text: str) -> None:
