@@ -13,7 +13,7 @@ SAFETY = 0.85
 
 
 class Capped(Protocol):
-    """What :func:`fit_windows` needs of a cursor (``model/windows.py``'s ``Cursor``)."""
+    """What :func:`fit_windows` needs of a cursor (``realtime.engine.batch.Cursor``)."""
 
     margin: int
 

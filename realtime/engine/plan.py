@@ -148,6 +148,13 @@ class EnginePlan:
 PLAIN = Kernels()  # the model as written, the FFT's convolutions where they apply
 
 
+def cpu_fused_norms_missing(missing: str) -> ConfigError:
+    """The error for the CPU's fused kernels where torch.compile lacks ``missing``."""
+    return ConfigError(f"the CPU's fused norms are compiled with torch.compile, which needs "
+                       f"{missing}: install it (`make install` does), or run without compiled "
+                       f"kernels: --eager (REALTIME_EAGER=1) or REALTIME_CPU_FUSED_NORMS=0")
+
+
 def resolve_dtype(dtype: str, device_kind: str, native_bf16: bool) -> str:
     """``auto``: float16 on CUDA (faster there than bfloat16); on a CPU bfloat16 where it has
     bfloat16 arithmetic (faster than float32, the same words heard), else float32 (bfloat16
@@ -179,10 +186,7 @@ def plan_engine(cfg: EngineConfig, device: str, native_bf16: bool = False,
     graphs = kind == "cuda" and cfg.cuda_graphs and not cfg.eager and windows is None
     cpu_fused = cpu and cfg.cpu_fused_norms and not cfg.eager
     if cpu_fused and compile_missing:
-        raise ConfigError(
-            f"the CPU's fused norms are compiled with torch.compile, which needs "
-            f"{compile_missing}: install it (`make install` does), or run without compiled "
-            f"kernels: --eager (REALTIME_EAGER=1) or REALTIME_CPU_FUSED_NORMS=0")
+        raise cpu_fused_norms_missing(compile_missing)
     # The GPU's compiled forms (fused_norms, compile_decoder) are off: whether one pays on a
     # card is for scripts/gpu-check to measure (it chooses among them).
     kernels = Kernels(cpu_fft=cpu and cfg.cpu_fft and dtype == "float32",

@@ -301,7 +301,7 @@ class KModel(nn.Module):
         return self._compiled_decoder is not None
 
     def synth_windows(self, x: Tensor, style: Tensor, har: Tensor, pad: Pad | None) -> Tensor:
-        """The generator over a batch of windows (``Generator.synth``; model/windows.py),
+        """The generator over a batch of windows (``Generator.synth``; engine/runner/windows.py),
         compiled where :meth:`compile_decoder` made it so and the batch is padded."""
         gen = self.decoder.generator
         synth = self._compiled_synth if pad is not None and self._compiled_synth else gen.synth

@@ -18,7 +18,13 @@ import torch
 
 from realtime.engine.batch import Cursor, Piece, RunOutput, WholeChunks
 from realtime.engine.info import ModelInfo
-from realtime.engine.plan import PLAIN, Kernels, WindowPlan, resolve_dtype
+from realtime.engine.plan import (
+    PLAIN,
+    Kernels,
+    WindowPlan,
+    cpu_fused_norms_missing,
+    resolve_dtype,
+)
 from realtime.engine.request import ChunkRequest
 from realtime.engine.runner.graphs import Buckets, StaticForward, describe
 from realtime.engine.runner.windows import Cursor as WindowCursor
@@ -69,10 +75,7 @@ def use_fused_row_norms(model: KModel, on: bool) -> None:
     saying what and how to turn it off."""
     missing = cpu_compile_missing() if on else None
     if missing:
-        raise ConfigError(
-            f"the CPU's fused norms are compiled with torch.compile, which needs {missing}: "
-            f"install it (`make install` does), or run without compiled kernels: --eager "
-            f"(REALTIME_EAGER=1) or REALTIME_CPU_FUSED_NORMS=0")
+        raise cpu_fused_norms_missing(missing)
     model.fuse_row_norms("inductor" if on else None)
 
 
@@ -100,21 +103,16 @@ class ModelRunner(WholeChunks):
     LSTMs, the harmonic source and the STFTs stay in float32 whatever it is. ``graphs``:
     static-shape buckets to pad batches to, with CUDA graphs captured over them at warm-up on a
     GPU (``graphs.py``); None runs every batch eagerly at its own shape. ``windows``: decode
-    chunks in windows (``start_windows`` and ``next_pieces``, model/windows.py; eager, also
-    on a GPU). ``fused_norms``: compile the
-    decoder's norm-and-Snake pairs over padded batches into fused kernels
-    (``KModel.fuse_norms``; it switches the model itself, for every runner on it).
-    ``cpu_fft``: on a CPU in float32, the wide convolutions run through the FFT
-    (``KModel.use_fft_convs``, which also switches the model itself; their weight spectra are
-    computed here). ``cpu_fused_norms``: on a CPU, the decoder's norm-and-Snake pairs over
-    unpadded rows (the CPU's batch of one) run as compiled fused kernels, or eagerly
-    (``KModel.fuse_row_norms``, which also switches the model itself; compiled in
-    :meth:`warm_up`, or at the first forward without one; on needs a C++ compiler and Python's
-    headers, else a ConfigError). ``compile_decoder``: the decoder over padded batches as one
-    graph compiled by torch.compile (``KModel.compile_decoder``: like ``fused_norms`` it
-    switches the model itself, for every runner on it; with ``windows``, the generator over
-    each batch of windows; compiled in :meth:`warm_up`; with graphs a batch of one row pads to
-    two rows); not with ``fused_norms`` (it fuses them itself).
+    chunks in windows (``start_windows`` and ``next_pieces``, ``windows.py``; eager, also on
+    a GPU). ``kernels``: the execution strategy (``realtime.engine.plan.Kernels``), applied
+    here to the model itself, so for every runner on it: ``fused_norms`` through
+    ``KModel.fuse_norms``; ``cpu_fft`` (a CPU in float32) through ``KModel.use_fft_convs``,
+    the weight spectra computed here; ``cpu_fused_norms`` (a CPU) through
+    ``KModel.fuse_row_norms``, compiled in :meth:`warm_up` or at the first forward without
+    one, needing a C++ compiler and Python's headers (else a ConfigError);
+    ``compile_decoder`` through ``KModel.compile_decoder`` (with ``windows``, the generator
+    over each batch of windows; compiled in :meth:`warm_up`; with graphs a batch of one row
+    pads to two rows).
     """
 
     def __init__(self, lm: LoadedModel, dtype: DType = "auto",
