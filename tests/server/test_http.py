@@ -26,6 +26,18 @@ from tests.server.conftest import (
 TEXT = "Hello there! Your order of $4.50 shipped on 3/14. It should arrive soon."
 
 
+def test_readyz_reports_the_engine_plan(tiny_server: Running) -> None:
+    """``/readyz`` gives the plan the engine runs (over IPC too): the settings resolved for the
+    device, as ``plan_engine`` makes them here."""
+    from realtime.engine.plan import plan_engine
+    from realtime.engine.runner.runner import native_bf16
+
+    status, body = tiny_server.get("/readyz")
+    want = plan_engine(tiny_config_for_tests().engine, "cpu", native_bf16()).describe()
+    assert status == 200 and json.loads(body)["plan"] == json.loads(json.dumps(want))
+    assert json.loads(body)["plan"]["windows"]["adaptive"] is True
+
+
 def speak(server: Running, **fields: object) -> tuple[int, bytes, dict[str, str]]:
     return server.post("/v1/audio/speech", {"model": "kokoro", "input": TEXT, **fields})
 
