@@ -200,8 +200,11 @@ class Engine:
                             self._pace, len(batch))
             width = max(hi - lo for lo, hi in (c.bounds() for _, c in started))
         began = self.clock()
+        made: float | None = None  # when the first piece was ready: the windows' time
         delivered = 0
         for index, piece in runner.step([c for _, c in started]):
+            if made is None:
+                made = self.clock()
             p = batch[index]
             durations = piece.durations if piece.durations is not None else _NO_DURATIONS
             self._deliver(p, piece.audio, durations, piece.last, number, len(batch),
@@ -216,9 +219,8 @@ class Engine:
                     continue
                 p.resume_by = p.played_until()
                 self._queue.append(p)
-        if adaptive:
-            self._pace.observe(self.clock() - began, len(batch) * width,
-                               first=len(later) < len(batch))
+        if adaptive and made is not None:
+            self._pace.observe(made - began, len(batch) * width, first=len(later) < len(batch))
         if delivered != len(batch):
             raise RuntimeError(f"the runner gave {delivered} pieces for {len(batch)} chunks")
 
