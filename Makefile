@@ -68,8 +68,8 @@ test: lint
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check realtime tests load_tests scripts examples
-	$(VENV)/bin/mypy realtime scripts/*.py examples/*.py
+	$(VENV)/bin/ruff check realtime tests load_tests scripts examples docker
+	$(VENV)/bin/mypy realtime scripts/*.py examples/*.py docker/*.py
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 
