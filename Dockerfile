@@ -106,6 +106,9 @@ RUN --mount=type=bind,source=docker/prime.py,target=/run/prime.py \
     && rm -rf /tmp/* /tmp/.[!.]* \
     && mkdir -p /var/cache/realtime/hub && chown 10001:10001 /var/cache/realtime/hub
 VOLUME ["/var/cache/realtime/hub"]
+LABEL org.opencontainers.image.title="realtime" \
+      org.opencontainers.image.description="Real-time WebSocket text-to-speech for voice agents (Kokoro-82M)" \
+      org.opencontainers.image.licenses="Apache-2.0"
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \

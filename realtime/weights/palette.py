@@ -5,7 +5,7 @@ The embedded model comes from an int8 export, so most of its dequantized tensors
 per element, the index of its value: one byte per weight instead of four (two bytes for a
 palette of up to 65,536 values). Palettes are taken over the values' bit patterns, so unpacking
 gives back every bit (signed zeros and NaNs included); any other tensor is stored as it is.
-The embedded import's checkpoint shrinks from 327 MB to about 120 MB, on disk and in the image.
+The embedded import's checkpoint shrinks from 327 MB to 127 MB, on disk and in the image.
 """
 
 from __future__ import annotations

@@ -152,6 +152,8 @@ def test_the_image_runs_as_a_user_with_a_healthcheck(podman: Podman, image: str,
     assert config["User"] == "10001"
     check = found.get("Healthcheck") or config.get("Healthcheck")  # podman's place, docker's
     assert check and "/healthz" in " ".join(check["Test"])
+    labels = config.get("Labels") or {}
+    assert labels.get("org.opencontainers.image.licenses") == "Apache-2.0", labels
     assert podman("exec", container.name, "id", "-u").stdout.decode().strip() == "10001"
     # the server and its processes too, not only a shell started in it
     users = podman("top", container.name, "user").stdout.decode().split()[1:]
